@@ -1,0 +1,145 @@
+# libgreen — gevent for C.
+#
+#   make                  libraries, samples (build/)
+#   make run              the boss/worker sample (the README's first run)
+#   make check            the Check suites (installs missing Debian packages first)
+#   make check-asan       the suites under ASan + UBSan (build/asan/)
+#   make check-valgrind   the suites under valgrind memcheck
+#   make check-ucontext   the suites on the ucontext switch (build/ucontext/)
+#   make bench            the benchmarks against the peers (tests/bench/)
+#   make install PREFIX=/some/dir
+#
+# Variables: SWITCH=asm|ucontext, SAN=asan, BUILD=dir, CC, CFLAGS, PREFIX.
+
+PREFIX  ?= /usr/local
+CC      ?= cc
+BUILD   ?= build
+SWITCH  ?= asm
+SAN     ?=
+ARCH    := $(shell uname -m)
+
+VERSION_MAJOR := 0
+VERSION       := 0.1.0
+
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS_LIB := -D_GNU_SOURCE -Iinclude -Ilib
+LIBCFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(CFLAGS)
+LDLIBS_LIB := -lev -lm -lpthread
+
+ifeq ($(SAN),asan)
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LIBCFLAGS += $(SANFLAGS)
+  LDFLAGS += $(SANFLAGS)
+endif
+
+# The context switch: assembly for the architecture, or glibc ucontext.
+ifeq ($(SWITCH),ucontext)
+  ARCH_SRC := lib/arch/switch_ucontext.c
+  CPPFLAGS_LIB += -DGREEN_SWITCH_UCONTEXT
+else ifeq ($(ARCH),x86_64)
+  ARCH_SRC := lib/arch/switch_x86_64.S lib/arch/ctx_asm.c
+else ifeq ($(ARCH),aarch64)
+  ARCH_SRC := lib/arch/switch_aarch64.S lib/arch/ctx_asm.c
+else
+  $(error no assembly switch for $(ARCH): use make SWITCH=ucontext)
+endif
+
+LIB_SRC  := $(wildcard lib/*.c) $(ARCH_SRC)
+LIB_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRC))
+HEADERS  := $(wildcard include/*.h lib/*.h lib/arch/*.h)
+
+SAMPLE_SRC := $(wildcard samples/*.c)
+SAMPLES    := $(patsubst samples/%.c,$(BUILD)/samples/%,$(SAMPLE_SRC))
+TEST_SRC   := $(wildcard tests/test_*.c)
+TESTS      := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+
+APP_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -Itests $(if $(SAN),$(SANFLAGS))
+
+.PHONY: all lib samples tests run check check-run check-asan check-valgrind check-ucontext \
+        check-aarch64 bench install deps clean
+
+all: lib samples
+
+lib: $(BUILD)/libgreen.a $(BUILD)/libgreen.so
+
+$(BUILD)/obj/%.c.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_LIB) $(LIBCFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.S.o: %.S lib/arch/frame_x86_64.h lib/arch/frame_aarch64.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_LIB) $(LIBCFLAGS) -c $< -o $@
+
+$(BUILD)/libgreen.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libgreen.so: $(LIB_OBJ) lib/libgreen.map
+	$(CC) -shared -Wl,-soname,libgreen.so.$(VERSION_MAJOR) -Wl,--version-script=lib/libgreen.map \
+	    $(LDFLAGS) -o $(BUILD)/libgreen.so.$(VERSION) $(LIB_OBJ) $(LDLIBS_LIB)
+	ln -sf libgreen.so.$(VERSION) $(BUILD)/libgreen.so.$(VERSION_MAJOR)
+	ln -sf libgreen.so.$(VERSION) $@
+
+samples: $(SAMPLES)
+
+$(BUILD)/samples/%: samples/%.c $(BUILD)/libgreen.a include/green.h
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libgreen.a $(LDLIBS_LIB)
+
+tests: $(TESTS)
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libgreen.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) -Ilib $(CHECK_CFLAGS) $< -o $@ $(LDFLAGS) $(BUILD)/libgreen.a \
+	    $(CHECK_LIBS) $(LDLIBS_LIB)
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/samples/boss_worker
+	$(BUILD)/samples/boss_worker
+
+deps:
+	@sh tests/install-deps.sh
+
+# Runs every suite; each test forks (Check's default) with a timeout.
+check-run: tests samples
+	@sh tests/run-suites.sh $(BUILD) $(RUNNER)
+
+check: deps
+	@$(MAKE) --no-print-directory check-run
+	@$(MAKE) --no-print-directory check-aarch64
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=asan check-run
+
+check-ucontext: deps
+	@$(MAKE) --no-print-directory BUILD=build/ucontext SWITCH=ucontext check-run
+
+check-valgrind: deps
+	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O1 \
+	    RUNNER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-origins=no" \
+	    check-run
+
+# The aarch64 switch, cross-built and run under qemu-user where available.
+check-aarch64:
+	@sh tests/arch/run-aarch64.sh
+
+bench: deps lib
+	@sh tests/bench/run.sh $(BUILD)
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/green.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libgreen.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libgreen.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libgreen.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgreen.so.$(VERSION_MAJOR)
+	ln -sf libgreen.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgreen.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/libgreen.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libgreen.pc
+
+clean:
+	rm -rf build

@@ -1,0 +1,94 @@
+/*
+ * The context switch: one small function per architecture, behind one
+ * interface. The Makefile picks the implementation:
+ *
+ *   switch_x86_64.S    System V x86-64 (default on x86_64)
+ *   switch_aarch64.S   AAPCS64        (default on aarch64)
+ *   switch_ucontext.c  glibc ucontext (make SWITCH=ucontext; any platform)
+ *
+ * A context is whatever the implementation needs to resume a stack. For the
+ * assembly switches it is just the saved stack pointer: everything else the
+ * psABI makes callee-saved is pushed on the suspended stack itself, in the
+ * frame drawn in the .S file and mirrored by the struct below, so that the C
+ * code that builds a greenlet's first frame and the assembly agree.
+ *
+ * Floating-point control state (x86-64: MXCSR control bits and the x87
+ * control word; aarch64: FPCR) is callee-saved too. Loading it is what makes
+ * other libraries' switches slow (a value-changing ldmxcsr costs ~70 ns), so
+ * the switches save it with a cheap store, compare it with what the target
+ * saved, and only load it when the control bits differ. The sticky exception
+ * flags are never part of the comparison: they belong to the thread.
+ */
+#ifndef GREEN_ARCH_SWITCH_H
+#define GREEN_ARCH_SWITCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(GREEN_SWITCH_UCONTEXT)
+#include <ucontext.h>
+typedef struct green__ctx {
+    ucontext_t uc;
+} green__ctx_t;
+#else
+typedef struct green__ctx {
+    void *sp; /* top of the saved frame of a suspended context */
+} green__ctx_t;
+#endif
+
+/*
+ * Prepares ctx so that the first switch to it calls entry(arg) on the stack
+ * whose highest usable address is `top` (16-byte aligned) and whose lowest is
+ * `lo`. entry must never return.
+ */
+void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void *), void *arg);
+
+/* Saves the running context into *from and resumes *to. */
+#if defined(GREEN_SWITCH_UCONTEXT)
+void green__ctx_switch(green__ctx_t *from, green__ctx_t *to);
+#else
+void green__switch_asm(void **from_sp, void *to_sp);
+static inline void green__ctx_switch(green__ctx_t *from, green__ctx_t *to)
+{
+    green__switch_asm(&from->sp, to->sp);
+}
+#endif
+
+#if defined(__x86_64__) && !defined(GREEN_SWITCH_UCONTEXT)
+#include "frame_x86_64.h"
+/* The saved frame, lowest address first (see switch_x86_64.S). */
+struct green__frame {
+    uint32_t mxcsr;
+    uint16_t x87cw;
+    uint16_t pad;
+    uint64_t r15, r14, r13, r12, rbx, rbp;
+    uint64_t rip;
+};
+_Static_assert(offsetof(struct green__frame, mxcsr) == FRAME_MXCSR, "frame layout");
+_Static_assert(offsetof(struct green__frame, x87cw) == FRAME_X87CW, "frame layout");
+_Static_assert(offsetof(struct green__frame, r15) == FRAME_R15, "frame layout");
+_Static_assert(offsetof(struct green__frame, r12) == FRAME_R12, "frame layout");
+_Static_assert(offsetof(struct green__frame, rbx) == FRAME_RBX, "frame layout");
+_Static_assert(offsetof(struct green__frame, rbp) == FRAME_RBP, "frame layout");
+_Static_assert(offsetof(struct green__frame, rip) == FRAME_RIP, "frame layout");
+_Static_assert(sizeof(struct green__frame) == FRAME_SIZE, "frame layout");
+#elif defined(__aarch64__) && !defined(GREEN_SWITCH_UCONTEXT)
+#include "frame_aarch64.h"
+/* The saved frame, lowest address first (see switch_aarch64.S). */
+struct green__frame {
+    uint64_t x19, x20, x21, x22, x23, x24, x25, x26, x27, x28;
+    uint64_t x29, x30;
+    uint64_t d8, d9, d10, d11, d12, d13, d14, d15;
+    uint64_t fpcr, pad;
+};
+_Static_assert(offsetof(struct green__frame, x19) == FRAME_X19, "frame layout");
+_Static_assert(offsetof(struct green__frame, x29) == FRAME_X29, "frame layout");
+_Static_assert(offsetof(struct green__frame, x30) == FRAME_X30, "frame layout");
+_Static_assert(offsetof(struct green__frame, d8) == FRAME_D8, "frame layout");
+_Static_assert(offsetof(struct green__frame, fpcr) == FRAME_FPCR, "frame layout");
+_Static_assert(sizeof(struct green__frame) == FRAME_SIZE, "frame layout");
+#elif !defined(GREEN_SWITCH_UCONTEXT)
+#error "no assembly switch for this architecture: build with make SWITCH=ucontext"
+#endif
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * The portable fallback: glibc's makecontext/swapcontext (make
+ * SWITCH=ucontext). About a hundred times slower than the assembly switches
+ * (swapcontext makes an rt_sigprocmask system call), but it runs anywhere
+ * glibc does and is what the assembly is checked against.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "switch.h"
+
+static void ucontext_entry(unsigned hi_fn, unsigned lo_fn, unsigned hi_arg, unsigned lo_arg)
+{
+    void (*entry)(void *) =
+        (void (*)(void *))(uintptr_t)(((uint64_t)hi_fn << 32) | (uint64_t)lo_fn);
+    void *arg = (void *)(uintptr_t)(((uint64_t)hi_arg << 32) | (uint64_t)lo_arg);
+    entry(arg);
+    abort(); /* entry never returns */
+}
+
+void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void *), void *arg)
+{
+    uint64_t f = (uint64_t)(uintptr_t)entry, a = (uint64_t)(uintptr_t)arg;
+    getcontext(&ctx->uc);
+    ctx->uc.uc_stack.ss_sp = lo;
+    ctx->uc.uc_stack.ss_size = (size_t)((char *)top - (char *)lo);
+    ctx->uc.uc_link = NULL;
+    makecontext(&ctx->uc, (void (*)(void))ucontext_entry, 4, (unsigned)(f >> 32),
+                (unsigned)f, (unsigned)(a >> 32), (unsigned)a);
+}
+
+void green__ctx_switch(green__ctx_t *from, green__ctx_t *to)
+{
+    swapcontext(&from->uc, &to->uc);
+}

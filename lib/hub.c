@@ -1,0 +1,368 @@
+/*
+ * The hub: one per OS thread, created on first use.
+ *
+ * Scheduling. The ready queue is an intrusive FIFO. A greenlet that blocks or
+ * yields calls green__schedule, which switches straight to the next ready
+ * greenlet: no system call, no malloc, no libev call, only a queue pop and
+ * the assembly switch. The ready queue is served in passes: a pass is the
+ * greenlets that were ready when it began. When a pass ends the scheduler
+ * switches to the hub greenlet, which polls libev without blocking (timers,
+ * I/O, signals) before the next pass, so a greenlet that keeps yielding never
+ * starves I/O. The poll is skipped when the library has no watcher active
+ * (nothing could be pending), which is what keeps a pure yield ping-pong at
+ * the cost of the switch itself. When nothing is ready the hub greenlet
+ * blocks in ev_run(EVRUN_ONCE) until a watcher fires.
+ *
+ * Deadlock. If nothing is ready and libev has no active watcher, nothing can
+ * ever wake anyone: the main greenlet, which must be parked, is woken with
+ * EDEADLK (gevent raises LoopExit in the same situation).
+ *
+ * Stacks of finished greenlets are recycled by whichever context runs next
+ * (green__resumed): a greenlet never frees the stack it runs on.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(GREEN_ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#include "internal.h"
+
+__thread struct green_hub *green__tls_hub __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t hub_key;
+static pthread_once_t hub_key_once = PTHREAD_ONCE_INIT;
+
+uint64_t green__next_id(struct green_hub *h);
+
+/* ------------------------------------------------------------------------ */
+/* Switching                                                                  */
+/* ------------------------------------------------------------------------ */
+
+void green__resumed(struct green_hub *h)
+{
+#if defined(GREEN_ASAN)
+    green_t *prev = h->prev;
+    __sanitizer_finish_switch_fiber(h->current->asan_fake, &prev->asan_bottom, &prev->asan_size);
+#endif
+    green_t *d = h->dead;
+    if (d) {
+        h->dead = NULL;
+        green__stack_put(h, d->stack, d->low_water);
+        d->stack = NULL;
+        green_release(d); /* the library's reference */
+    }
+}
+
+static inline void switch_to(struct green_hub *h, green_t *self, green_t *next)
+{
+    h->current = next;
+    h->prev = self;
+    atomic_store_explicit(&h->nswitch,
+                          atomic_load_explicit(&h->nswitch, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+#if defined(GREEN_ASAN)
+    __sanitizer_start_switch_fiber(self->state == GREEN_DONE ? NULL : &self->asan_fake,
+                                   next->asan_bottom, next->asan_size);
+#endif
+    green__ctx_switch(&self->ctx, &next->ctx);
+    green__resumed(h);
+}
+
+void green__make_ready(struct green_hub *h, green_t *g)
+{
+    g->rq_next = NULL;
+    g->queued = true;
+    if (h->rq_tail)
+        h->rq_tail->rq_next = g;
+    else
+        h->rq_head = g;
+    h->rq_tail = g;
+    h->nready++;
+}
+
+static inline green_t *rq_pop(struct green_hub *h)
+{
+    green_t *g = h->rq_head;
+    h->rq_head = g->rq_next;
+    if (!h->rq_head)
+        h->rq_tail = NULL;
+    h->nready--;
+    h->pass_left--;
+    g->queued = false;
+    return g;
+}
+
+void green__schedule(struct green_hub *h)
+{
+    green_t *self = h->current, *next;
+    char *sp = __builtin_frame_address(0);
+    if (sp < self->low_water)
+        self->low_water = sp;
+    if (h->pass_left == 0) {
+        if (!h->rq_head || h->nactive || h->user_loop) {
+            next = &h->hubg; /* poll, or sleep in the poller */
+            goto go;
+        }
+        h->pass_left = h->nready;
+    }
+    next = rq_pop(h);
+    if (next == self)
+        return;
+go:
+    switch_to(h, self, next);
+}
+
+void green__schedule_final(struct green_hub *h)
+{
+    h->dead = h->current;
+    green__schedule(h);
+    abort(); /* a finished greenlet is never resumed */
+}
+
+static void deadlock(struct green_hub *h)
+{
+    if (h->main.waiter) {
+        green__trigger(h->main.waiter, EDEADLK);
+        return;
+    }
+    fprintf(stderr, "libgreen: the hub has nothing to run and nothing to wait for\n");
+    abort();
+}
+
+static void hub_main(void *arg)
+{
+    struct green_hub *h = arg;
+    green__resumed(h);
+    for (;;) {
+        if (h->rq_head) {
+            if (h->nactive || h->user_loop)
+                ev_run(h->loop, EVRUN_NOWAIT);
+        } else {
+            green__stack_trim(h);
+            atomic_store_explicit(&h->polling, true, memory_order_relaxed);
+            int more = ev_run(h->loop, EVRUN_ONCE);
+            atomic_store_explicit(&h->polling, false, memory_order_relaxed);
+            if (!h->rq_head) {
+                if (!more)
+                    deadlock(h);
+                continue;
+            }
+        }
+        h->pass_left = h->nready;
+        switch_to(h, &h->hubg, rq_pop(h));
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static void hub_destroy(void *arg)
+{
+    struct green_hub *h = arg;
+    green__monitor_detach(h);
+    green__overflow_fini(h);
+    green__tls_hub = NULL;
+    if (h->count || h->rq_head)
+        return; /* greenlets left behind on an ending thread: leaked, not freed under them */
+    green__locals_destroy(&h->main);
+    green__stack_put(h, h->hubg.stack, NULL);
+    green__stack_pools_free(h);
+    ev_loop_destroy(h->loop);
+    free(h->hubg.name);
+    free(h);
+}
+
+static void atfork_child(void)
+{
+    struct green_hub *h = green__tls_hub;
+    if (h)
+        ev_loop_fork(h->loop);
+}
+
+static void hub_key_init(void)
+{
+    pthread_key_create(&hub_key, hub_destroy);
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+static void greenlet_init_fixed(struct green_hub *h, green_t *g)
+{
+    g->hub = h;
+    g->state = GREEN_RUNNING;
+    g->refs = 1; /* never released */
+    g->id = green__next_id(h);
+    g->tmo_deadline = INFINITY;
+}
+
+struct green_hub *green__hub_create(void)
+{
+    pthread_once(&hub_key_once, hub_key_init);
+    struct green_hub *h = calloc(1, sizeof *h);
+    if (!h) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    h->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    if (!h->loop) {
+        free(h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    h->thread = pthread_self();
+    greenlet_init_fixed(h, &h->main);
+    h->main.is_main = true;
+    greenlet_init_fixed(h, &h->hubg);
+    h->hubg.is_hub = true;
+    h->hubg.name = strdup("hub");
+    h->hubg.stack = green__stack_get(h, green__stack_default());
+    if (!h->hubg.stack || !h->hubg.name || green__overflow_init(h) != 0) {
+        if (h->hubg.stack)
+            green__stack_put(h, h->hubg.stack, NULL);
+        green__stack_pools_free(h);
+        free(h->hubg.name);
+        ev_loop_destroy(h->loop);
+        free(h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *lo = green__stack_lo(h->hubg.stack), *top = green__stack_top(h->hubg.stack);
+    green__ctx_make(&h->hubg.ctx, lo, top, hub_main, h);
+    h->hubg.low_water = top;
+#if defined(GREEN_ASAN)
+    h->hubg.asan_bottom = lo;
+    h->hubg.asan_size = (size_t)((char *)top - (char *)lo);
+#endif
+    h->current = &h->main;
+    green__tls_hub = h;
+    pthread_setspecific(hub_key, h);
+    green__monitor_attach(h);
+    return h;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checks, time                                                               */
+/* ------------------------------------------------------------------------ */
+
+int green__owner_check(struct green_hub *owner)
+{
+    return owner && owner != green__tls_hub ? EPERM : 0;
+}
+
+int green__enter(struct green_hub *owner, struct green_hub **hubp)
+{
+    struct green_hub *h = green__tls_hub;
+    if (owner && owner != h)
+        return EPERM;
+    if (!h && !(h = green__hub_create()))
+        return ENOMEM;
+    *hubp = h;
+    if (GREEN__UNLIKELY(h->current == &h->hubg))
+        return EDEADLK;
+    if (GREEN__UNLIKELY(h->current->killed))
+        return ECANCELED;
+    return 0;
+}
+
+double green__now(struct green_hub *h)
+{
+    ev_now_update(h->loop);
+    return ev_now(h->loop);
+}
+
+void green__hub_greenlet_done(struct green_hub *h, green_t *g)
+{
+    if (g->all_prev)
+        g->all_prev->all_next = g->all_next;
+    else
+        h->all = g->all_next;
+    if (g->all_next)
+        g->all_next->all_prev = g->all_prev;
+    g->all_next = g->all_prev = NULL;
+    if (--h->count == 0)
+        green__waitlist_wake_all(&h->empty_waiters, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public                                                                     */
+/* ------------------------------------------------------------------------ */
+
+int green_wait(double timeout)
+{
+    struct green_hub *h;
+    int err = green__enter(NULL, &h);
+    if (err)
+        return green__fail(err);
+    if (h->current != &h->main)
+        return green__fail(EDEADLK); /* it would wait for itself to finish */
+    if (h->count == 0)
+        return 0;
+    if (timeout == 0)
+        return green__fail(EAGAIN);
+    struct green__waiter w;
+    green__waiter_init(&w, "green_wait", NULL);
+    green__waitlist_push(&h->empty_waiters, &w);
+    err = green__park(&w, timeout);
+    if (err == EDEADLK)
+        return 0; /* what is left can never run */
+    if (err)
+        return green__fail(err);
+    return 0;
+}
+
+struct ev_loop *green_loop(void)
+{
+    struct green_hub *h = green__hub();
+    if (!h)
+        return NULL;
+    h->user_loop = true;
+    return h->loop;
+}
+
+size_t green_count(void)
+{
+    struct green_hub *h = green__tls_hub;
+    return h ? h->count : 0;
+}
+
+void green_yield(void)
+{
+    struct green_hub *h = green__hub();
+    if (!h || h->current == &h->hubg)
+        return;
+    green__make_ready(h, h->current);
+    green__schedule(h);
+}
+
+static void dump_one(FILE *out, struct green_hub *h, green_t *g)
+{
+    const char *state;
+    char buf[160];
+    if (g == h->current)
+        state = "running";
+    else if (g->queued)
+        state = g->state == GREEN_NEW ? "new, ready" : "ready";
+    else if (g->waiter) {
+        snprintf(buf, sizeof buf, "waiting on %s %p", g->waiter->what, g->waiter->obj);
+        state = buf;
+    } else if (g->later)
+        state = "new, starts later";
+    else
+        state = "suspended";
+    fprintf(out, "%llu '%s' %s%s\n", (unsigned long long)g->id, green_name(g),
+            g->is_main ? "main, " : "", state);
+}
+
+void green_dump(FILE *out)
+{
+    struct green_hub *h = green__hub();
+    if (!h || !out)
+        return;
+    dump_one(out, h, &h->main);
+    for (green_t *g = h->all; g; g = g->all_next)
+        dump_one(out, h, g);
+}

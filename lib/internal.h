@@ -1,0 +1,304 @@
+/*
+ * libgreen internals: the greenlet, the hub, and the one suspension
+ * primitive every blocking call is built on.
+ *
+ * Names here are green__*: visible across the library's files, never
+ * exported (the library is built with -fvisibility=hidden).
+ *
+ * THE MODEL IN ONE PARAGRAPH
+ *
+ * Each OS thread has a hub (struct green_hub): a libev loop, a FIFO ready
+ * queue of greenlets, the thread's own stack as its main greenlet, and a hub
+ * greenlet with a stack of its own that runs the loop. A greenlet that blocks
+ * parks on a waiter (below) and calls the scheduler, which switches straight
+ * to the next ready greenlet; only when nothing is ready, or a pass over the
+ * ready queue has ended while watchers are active, does it switch to the hub
+ * greenlet, which polls libev and switches on. Callbacks of libev watchers
+ * therefore always run on the hub greenlet's stack, where blocking is
+ * forbidden (EDEADLK).
+ *
+ * WAITING AND WAKING (how to build a blocking call)
+ *
+ *     int green_thing_get(thing_t *t, void **out, double timeout)
+ *     {
+ *         int err = green__enter(t->hub);          // EPERM / EDEADLK / ECANCELED
+ *         if (err) return green__fail(err);
+ *         if (thing_has_item(t)) { *out = take(t); return 0; }   // never waits
+ *         if (timeout == 0) return green__fail(EAGAIN);
+ *         struct green__waiter w;
+ *         green__waiter_init(&w, "thing get", t);
+ *         green__waitlist_push(&t->getters, &w);
+ *         err = green__park(&w, timeout);           // ETIMEDOUT / ECANCELED / yours
+ *         if (err) return green__fail(err);
+ *         *out = w.value;                           // handed over by the waker
+ *         return 0;
+ *     }
+ *
+ * and the waker hands the item over and triggers the first waiter:
+ *
+ *     struct green__waiter *w = green__waitlist_first(&t->getters);
+ *     if (w) { w->value = item; green__trigger(w, 0); }
+ *
+ * green__trigger removes the waiter from its list and queues its greenlet; it
+ * never switches and acts once: the first cause (a hand-over, the deadline,
+ * a kill, a free that triggers with EPIPE) wins and later triggers are
+ * ignored. green__park returns the cause. Because a triggered waiter has
+ * already left its list, a killed or timed-out waiter can never take a
+ * wake-up meant for the one behind it, and one that was handed something
+ * before the kill still returns success (the kill shows at its next call).
+ *
+ * The waiter lives on the parked greenlet's stack, so it must not be touched
+ * after green__park returns; a waitlist owner that is freed triggers every
+ * waiter still listed (green__waitlist_wake_all(list, EPIPE)).
+ */
+#ifndef GREEN_INTERNAL_H
+#define GREEN_INTERNAL_H
+
+#include <errno.h>
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch/switch.h"
+#include "green.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define GREEN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GREEN_ASAN 1
+#endif
+#endif
+
+#define GREEN__LIKELY(x) __builtin_expect(!!(x), 1)
+#define GREEN__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+struct green_hub;
+struct green__slot;
+
+/* ------------------------------------------------------------------------ */
+/* Waiters and waitlists                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* An intrusive FIFO of waiters. Zero-initialised is empty. */
+struct green__waitlist {
+    struct green__waiter *head, *tail;
+};
+
+struct green__waiter {
+    green_t                 *g;          /* the parked greenlet */
+    struct green__waiter    *next, *prev;
+    struct green__waitlist  *list;       /* the list it is on, or NULL */
+    int                      err;        /* the result of the wait */
+    bool                     done;       /* triggered */
+    void                    *value;      /* what a waker handed over */
+    uintptr_t                aux;        /* free for the wait's owner */
+    double                   deadline;   /* the call's own deadline (park sets it) */
+    const char              *what;       /* "sleep", "join"…: shown by green_dump */
+    const void              *obj;        /* what it waits on: shown by green_dump */
+};
+
+/* Starts a waiter for the current greenlet. */
+void green__waiter_init(struct green__waiter *w, const char *what, const void *obj);
+
+/* Appends w to a list (waiters are woken in FIFO order). */
+void green__waitlist_push(struct green__waitlist *l, struct green__waiter *w);
+/* Removes w from its list, if on one. */
+void green__waitlist_remove(struct green__waiter *w);
+static inline struct green__waiter *green__waitlist_first(const struct green__waitlist *l)
+{
+    return l->head;
+}
+static inline bool green__waitlist_empty(const struct green__waitlist *l)
+{
+    return l->head == NULL;
+}
+/* Triggers every waiter on the list with err. Returns how many. */
+size_t green__waitlist_wake_all(struct green__waitlist *l, int err);
+
+/*
+ * Suspends the current greenlet until w is triggered, the timeout (or an
+ * enclosing green_timeout) runs out, or the greenlet is killed. Returns the
+ * trigger's err: 0, ETIMEDOUT, ECANCELED, or whatever the waker chose. w must
+ * have been initialised and may already be on a list; on return it is on
+ * none. timeout 0 is the caller's business (EAGAIN before parking): here it
+ * means "already expired". Must be called after green__enter succeeded.
+ */
+int green__park(struct green__waiter *w, double timeout);
+
+/* Wakes w's greenlet with err unless it was woken already. Never switches. */
+void green__trigger(struct green__waiter *w, int err);
+
+/* ------------------------------------------------------------------------ */
+/* Greenlets                                                                  */
+/* ------------------------------------------------------------------------ */
+
+enum green__state {
+    GREEN_NEW,       /* spawned, not yet run */
+    GREEN_RUNNING,   /* started: running, ready or parked */
+    GREEN_DONE,      /* finished */
+};
+
+/* Something to call when a greenlet finishes (gevent's rawlink). */
+struct green__link {
+    struct green__link *next, *prev;
+    void (*fn)(struct green__link *link, green_t *g);
+};
+
+struct green {
+    green__ctx_t           ctx;
+    struct green_hub      *hub;
+    green_t               *rq_next;      /* ready queue */
+    struct green__waiter  *waiter;       /* set while parked */
+    uint8_t                state;
+    bool                   killed;
+    bool                   queued;       /* on the ready queue */
+    bool                   is_main, is_hub;
+    int                    refs;
+    uint64_t               id;
+    green_fn               fn;
+    void                  *arg;
+    void                  *result;
+    char                  *name;         /* NULL means "" */
+    struct green__slot    *stack;        /* NULL for main, and once finished */
+    char                  *low_water;    /* deepest sp seen at a suspension */
+    double                 tmo_deadline; /* earliest green_timeout deadline */
+    green_timeout_t       *tmo_top;
+    struct green__waitlist joiners;
+    struct green__link    *links;
+    green_t               *all_next, *all_prev; /* the hub's list of live greenlets */
+    void                 **locals;
+    unsigned               nlocals;
+    ev_timer              *later;        /* spawn_later's pending start */
+#ifdef GREEN_ASAN
+    void                  *asan_fake;
+    const void            *asan_bottom;
+    size_t                 asan_size;
+#endif
+};
+
+/* Links: fn(link, g) runs in the finishing greenlet; it must not block. */
+void green__link_add(green_t *g, struct green__link *link);
+void green__link_remove(green_t *g, struct green__link *link);
+
+/* ------------------------------------------------------------------------ */
+/* The hub                                                                    */
+/* ------------------------------------------------------------------------ */
+
+struct green__stack_pool;
+
+struct green_hub {
+    struct ev_loop       *loop;
+    green_t              *current;
+    green_t              *rq_head, *rq_tail;
+    size_t                nready;
+    size_t                pass_left;     /* ready greenlets left in this pass */
+    unsigned              nactive;       /* watchers the library keeps active */
+    bool                  user_loop;     /* green_loop() was called: always poll */
+    green_t              *dead;          /* finished; its stack is freed by whoever runs next */
+    green_t              *prev;          /* greenlet that switched last (ASan) */
+    size_t                count;         /* live greenlets, main excluded */
+    green_t              *all;           /* live greenlets, for green_dump */
+    struct green__waitlist empty_waiters; /* green_wait */
+    struct green__stack_pool *pools;     /* stack pools, one per size */
+    pthread_t             thread;
+    _Atomic unsigned long nswitch;       /* for the monitor */
+    _Atomic bool          polling;       /* blocked in the poller: idle, not busy */
+    void                 *monitor;
+    void                 *altstack;
+    green_t               main;          /* the thread's own stack */
+    green_t               hubg;          /* runs the libev loop */
+};
+
+extern __thread struct green_hub *green__tls_hub __attribute__((tls_model("initial-exec")));
+
+/* This thread's hub, created on first use; NULL with errno ENOMEM. */
+struct green_hub *green__hub_create(void);
+static inline struct green_hub *green__hub(void)
+{
+    struct green_hub *h = green__tls_hub;
+    return GREEN__LIKELY(h != NULL) ? h : green__hub_create();
+}
+
+/*
+ * The checks every blocking call starts with, in this order: the object
+ * belongs to another thread's hub (EPERM), the caller is the hub (EDEADLK),
+ * the caller has been killed (ECANCELED). `owner` may be NULL (no object).
+ * Returns 0 or the errno; *hubp gets the caller's hub.
+ */
+int green__enter(struct green_hub *owner, struct green_hub **hubp);
+
+/* For calls that never block: EPERM from a foreign thread, else 0. */
+int green__owner_check(struct green_hub *owner);
+
+/* Sets errno and returns -1. */
+static inline int green__fail(int err)
+{
+    errno = err;
+    return -1;
+}
+
+/* Monotonic now, in the hub loop's time base. */
+double green__now(struct green_hub *h);
+
+/* Queues g at the tail of the ready queue. Never switches. */
+void green__make_ready(struct green_hub *h, green_t *g);
+
+/*
+ * Switches away from the current greenlet, which has either queued itself
+ * or parked on a waiter, to the next one to run. Returns when the current
+ * greenlet is resumed.
+ */
+void green__schedule(struct green_hub *h);
+
+/* After a greenlet finishes: never returns. */
+void green__schedule_final(struct green_hub *h) __attribute__((noreturn));
+
+/* Housekeeping every resumed context does (stack of a dead greenlet, ASan). */
+void green__resumed(struct green_hub *h);
+
+/* Keeps a library watcher counted for the pass-end poll decision. */
+static inline void green__active_inc(struct green_hub *h) { h->nactive++; }
+static inline void green__active_dec(struct green_hub *h) { h->nactive--; }
+
+/* Called by the greenlet code when a greenlet finishes (count, green_wait). */
+void green__hub_greenlet_done(struct green_hub *h, green_t *g);
+
+/* ------------------------------------------------------------------------ */
+/* Stacks (stack.c)                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* The default stack size: GREEN_STACK_SIZE, else 256 KiB. */
+size_t green__stack_default(void);
+/* Rounds a requested size; 0 if it is out of range. */
+size_t green__stack_round(size_t size);
+/* A stack of `size` bytes (already rounded) from the hub's pools; NULL ENOMEM. */
+struct green__slot *green__stack_get(struct green_hub *h, size_t size);
+/* Gives the stack back; low_water is the deepest sp seen on it (or NULL). */
+void green__stack_put(struct green_hub *h, struct green__slot *s, const char *low_water);
+/* Usable range of a stack: [lo, top). */
+void *green__stack_lo(const struct green__slot *s);
+void *green__stack_top(const struct green__slot *s);
+/* Guard range under a stack, for the overflow handler. */
+void green__stack_guard(const struct green__slot *s, const char **lo, const char **hi);
+/* Frees memory of stacks idle since the last call (the hub is about to sleep). */
+void green__stack_trim(struct green_hub *h);
+/* Frees every pool (thread exit). */
+void green__stack_pools_free(struct green_hub *h);
+
+/* Installs the SIGSEGV overflow reporter for this thread (stack.c). */
+int green__overflow_init(struct green_hub *h);
+void green__overflow_fini(struct green_hub *h);
+
+/* ------------------------------------------------------------------------ */
+/* Greenlet-local storage and the monitor                                     */
+/* ------------------------------------------------------------------------ */
+
+void green__locals_destroy(green_t *g);
+void green__monitor_attach(struct green_hub *h);
+void green__monitor_detach(struct green_hub *h);
+
+#endif
