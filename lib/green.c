@@ -18,6 +18,8 @@
 /* Ids: each hub takes blocks of ids from a global counter, so spawning makes
  * no atomic read-modify-write in the common case. */
 #define ID_BLOCK 1024
+/* Freed greenlet structs kept per hub, so a warm spawn does not malloc. */
+#define SPARE_MAX 1024
 static _Atomic uint64_t id_next = 1;
 static __thread uint64_t id_cur, id_end;
 
@@ -51,7 +53,8 @@ static void finish(green_t *g, void *result)
     g->result = result;
     g->tmo_top = NULL;
     g->tmo_deadline = INFINITY;
-    green__locals_destroy(g); /* before the joiners resume */
+    if (g->nlocals)
+        green__locals_destroy(g); /* before the joiners resume */
     g->state = GREEN_DONE;
     green__waitlist_wake_all(&g->joiners, 0);
     struct green__link *l;
@@ -107,18 +110,17 @@ static green_t *create(const green_attr_t *attr, green_fn fn, void *arg, struct 
         errno = EINVAL;
         return NULL;
     }
-    green_t *g = malloc(sizeof *g);
-    if (!g) {
+    green_t *g = h->spare;
+    if (g) {
+        h->spare = g->rq_next;
+        h->nspare--;
+    } else if (!(g = malloc(sizeof *g))) {
         errno = ENOMEM;
         return NULL;
     }
     memset(g, 0, sizeof *g);
-    if (attr && attr->name && !(g->name = strdup(attr->name))) {
-        free(g);
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (!(g->stack = green__stack_get(h, size))) {
+    if ((attr && attr->name && !(g->name = strdup(attr->name))) ||
+        !(g->stack = green__stack_get(h, size))) {
         free(g->name);
         free(g);
         errno = ENOMEM;
@@ -213,7 +215,24 @@ void green_release(green_t *g)
         return;
     free(g->name);
     free(g->locals);
-    free(g);
+    struct green_hub *h = g->hub;
+    if (h->nspare < SPARE_MAX) {
+        g->rq_next = h->spare;
+        h->spare = g;
+        h->nspare++;
+    } else {
+        free(g);
+    }
+}
+
+void green__spares_free(struct green_hub *h)
+{
+    while (h->spare) {
+        green_t *g = h->spare;
+        h->spare = g->rq_next;
+        free(g);
+    }
+    h->nspare = 0;
 }
 
 green_t *green_current(void)
@@ -368,7 +387,21 @@ int green_joinall(green_t *const *gs, size_t n, double timeout)
 
 int green_join(green_t *g, double timeout)
 {
-    return green_joinall(g ? &g : NULL, 1, timeout);
+    if (!g || g->is_hub)
+        return green__fail(EINVAL);
+    struct green_hub *h;
+    int err = green__enter(g->hub, &h);
+    if (!err && g == h->current)
+        err = EDEADLK;
+    if (err)
+        return green__fail(err);
+    if (g->state == GREEN_DONE)
+        return 0;
+    if (timeout == 0)
+        return green__fail(EAGAIN);
+    if ((err = join_until(h, g, deadline_of(h, timeout))))
+        return green__fail(err);
+    return 0;
 }
 
 int green_get(green_t *g, void **result, double timeout)

@@ -25,11 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(GREEN_ASAN)
-#include <sanitizer/common_interface_defs.h>
-#endif
 
 #include "internal.h"
+
+#if defined(GREEN_ASAN)
+#include <sanitizer/asan_interface.h>
+#define GREEN_ASAN_ON 1
+#else
+#define GREEN_ASAN_ON 0
+#endif
 
 __thread struct green_hub *green__tls_hub __attribute__((tls_model("initial-exec")));
 
@@ -60,22 +64,23 @@ void green__resumed(struct green_hub *h)
 static inline void switch_to(struct green_hub *h, green_t *self, green_t *next)
 {
     h->current = next;
-    h->prev = self;
-    atomic_store_explicit(&h->nswitch,
-                          atomic_load_explicit(&h->nswitch, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    if (GREEN__UNLIKELY(h->monitor != NULL))
+        atomic_store_explicit(&h->nswitch,
+                              atomic_load_explicit(&h->nswitch, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
 #if defined(GREEN_ASAN)
+    h->prev = self;
     __sanitizer_start_switch_fiber(self->state == GREEN_DONE ? NULL : &self->asan_fake,
                                    next->asan_bottom, next->asan_size);
 #endif
     green__ctx_switch(&self->ctx, &next->ctx);
-    green__resumed(h);
+    if (GREEN__UNLIKELY(h->dead != NULL) || GREEN_ASAN_ON)
+        green__resumed(h);
 }
 
 void green__make_ready(struct green_hub *h, green_t *g)
 {
     g->rq_next = NULL;
-    g->queued = true;
     if (h->rq_tail)
         h->rq_tail->rq_next = g;
     else
@@ -92,27 +97,68 @@ static inline green_t *rq_pop(struct green_hub *h)
         h->rq_tail = NULL;
     h->nready--;
     h->pass_left--;
-    g->queued = false;
     return g;
+}
+
+/* Notes how deep the current greenlet's stack has been (stack.c gives the
+ * pages of deep stacks back before reuse). */
+static inline void note_depth(green_t *self)
+{
+    char *sp = __builtin_frame_address(0);
+    if (GREEN__UNLIKELY(sp < self->low_water))
+        self->low_water = sp;
+}
+
+/* A pass is over: poll before the next one when anything could be pending. */
+static inline bool pass_over(struct green_hub *h)
+{
+    if (!h->rq_head || h->nactive || h->user_loop)
+        return true; /* the hub must poll, or sleep in the poller */
+    h->pass_left = h->nready;
+    return false;
 }
 
 void green__schedule(struct green_hub *h)
 {
     green_t *self = h->current, *next;
-    char *sp = __builtin_frame_address(0);
-    if (sp < self->low_water)
-        self->low_water = sp;
-    if (h->pass_left == 0) {
-        if (!h->rq_head || h->nactive || h->user_loop) {
-            next = &h->hubg; /* poll, or sleep in the poller */
-            goto go;
-        }
-        h->pass_left = h->nready;
+    note_depth(self);
+    if (h->pass_left == 0 && pass_over(h)) {
+        next = &h->hubg;
+    } else {
+        next = rq_pop(h);
+        if (next == self)
+            return;
     }
-    next = rq_pop(h);
-    if (next == self)
+    switch_to(h, self, next);
+}
+
+void green_yield(void)
+{
+    struct green_hub *h = green__tls_hub;
+    if (!h)
+        return; /* no hub: nothing else can be ready */
+    green_t *self = h->current;
+    if (self == &h->hubg)
         return;
-go:
+    if (h->pass_left == 0) {
+        if (!h->rq_head && !h->nactive && !h->user_loop)
+            return; /* nothing else to run, nothing to poll */
+        if (pass_over(h)) {
+            green__make_ready(h, self);
+            note_depth(self);
+            switch_to(h, self, &h->hubg);
+            return;
+        }
+    }
+    /* The common case, in place: the head of the ready queue runs, and the
+     * caller goes to the tail. The queue's length does not change. */
+    note_depth(self);
+    green_t *next = h->rq_head;
+    h->pass_left--;
+    self->rq_next = NULL;
+    h->rq_tail->rq_next = self;
+    h->rq_tail = self;
+    h->rq_head = next->rq_next;
     switch_to(h, self, next);
 }
 
@@ -172,6 +218,7 @@ static void hub_destroy(void *arg)
     green__locals_destroy(&h->main);
     green__stack_put(h, h->hubg.stack, NULL);
     green__stack_pools_free(h);
+    green__spares_free(h);
     ev_loop_destroy(h->loop);
     free(h->hubg.name);
     free(h);
@@ -329,14 +376,6 @@ size_t green_count(void)
     return h ? h->count : 0;
 }
 
-void green_yield(void)
-{
-    struct green_hub *h = green__hub();
-    if (!h || h->current == &h->hubg)
-        return;
-    green__make_ready(h, h->current);
-    green__schedule(h);
-}
 
 static void dump_one(FILE *out, struct green_hub *h, green_t *g)
 {
@@ -344,8 +383,6 @@ static void dump_one(FILE *out, struct green_hub *h, green_t *g)
     char buf[160];
     if (g == h->current)
         state = "running";
-    else if (g->queued)
-        state = g->state == GREEN_NEW ? "new, ready" : "ready";
     else if (g->waiter) {
         snprintf(buf, sizeof buf, "waiting on %s %p", g->waiter->what, g->waiter->obj);
         state = buf;

@@ -155,7 +155,6 @@ struct green {
     struct green__waiter  *waiter;       /* set while parked */
     uint8_t                state;
     bool                   killed;
-    bool                   queued;       /* on the ready queue */
     bool                   is_main, is_hub;
     int                    refs;
     uint64_t               id;
@@ -204,6 +203,8 @@ struct green_hub {
     green_t              *all;           /* live greenlets, for green_dump */
     struct green__waitlist empty_waiters; /* green_wait */
     struct green__stack_pool *pools;     /* stack pools, one per size */
+    green_t              *spare;         /* freed greenlet structs, for reuse */
+    unsigned              nspare;
     pthread_t             thread;
     _Atomic unsigned long nswitch;       /* for the monitor */
     _Atomic bool          polling;       /* blocked in the poller: idle, not busy */
@@ -298,6 +299,7 @@ void green__overflow_fini(struct green_hub *h);
 /* ------------------------------------------------------------------------ */
 
 void green__locals_destroy(green_t *g);
+void green__spares_free(struct green_hub *h);
 void green__monitor_attach(struct green_hub *h);
 void green__monitor_detach(struct green_hub *h);
 
