@@ -110,8 +110,9 @@ check-run: tests samples
 	@sh tests/run-suites.sh $(BUILD) $(RUNNER)
 
 check: deps
-	@$(MAKE) --no-print-directory check-run
-	@$(MAKE) --no-print-directory check-aarch64
+	@$(MAKE) --no-print-directory lib tests samples
+	@EXTRA_CHECKS="tests/install/install-test.sh tests/arch/run-aarch64.sh" \
+	    sh tests/run-suites.sh $(BUILD)
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=asan check-run

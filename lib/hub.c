@@ -61,13 +61,19 @@ void green__resumed(struct green_hub *h)
     }
 }
 
-static inline void switch_to(struct green_hub *h, green_t *self, green_t *next)
+/* Tells the monitor (if any) that the hub made progress. */
+static inline void monitor_tick(struct green_hub *h)
 {
-    h->current = next;
     if (GREEN__UNLIKELY(h->monitor != NULL))
         atomic_store_explicit(&h->nswitch,
                               atomic_load_explicit(&h->nswitch, memory_order_relaxed) + 1,
                               memory_order_relaxed);
+}
+
+static inline void switch_to(struct green_hub *h, green_t *self, green_t *next)
+{
+    h->current = next;
+    monitor_tick(h);
 #if defined(GREEN_ASAN)
     h->prev = self;
     __sanitizer_start_switch_fiber(self->state == GREEN_DONE ? NULL : &self->asan_fake,
@@ -141,8 +147,10 @@ void green_yield(void)
     if (self == &h->hubg)
         return;
     if (h->pass_left == 0) {
-        if (!h->rq_head && !h->nactive && !h->user_loop)
-            return; /* nothing else to run, nothing to poll */
+        if (!h->rq_head && !h->nactive && !h->user_loop) {
+            monitor_tick(h); /* it did yield: nothing else wanted to run */
+            return;
+        }
         if (pass_over(h)) {
             green__make_ready(h, self);
             note_depth(self);

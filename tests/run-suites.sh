@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every Check suite in BUILD/tests, optionally under a runner (valgrind),
-# and prints one closing line: "N passed, N failed".
+# then the shell checks in $EXTRA_CHECKS, and prints one closing line:
+# "N passed, N failed".
 set -u
 build=$1; shift
 runner="$*"
@@ -27,6 +28,23 @@ for t in "$build"/tests/test_*; do
         fail=$((fail + 1)); failed="$failed $(basename "$t")(rc=$rc)"
     elif [ "$f" != 0 ]; then
         failed="$failed $(basename "$t")"
+    fi
+done
+# Extra checks (shell scripts) named in $EXTRA_CHECKS, each ending with a
+# "...: N passed, N failed" line.
+for x in ${EXTRA_CHECKS:-}; do
+    out=$(mktemp)
+    sh "$x" "$build" >"$out" 2>&1
+    rc=$?
+    cat "$out"
+    line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+    rm -f "$out"
+    p=$(echo "$line" | sed -n 's/.*\b\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed.*/\1/p')
+    f=$(echo "$line" | sed -n 's/.*\b\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed.*/\2/p')
+    pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
+    if [ "$rc" != 0 ] || [ -z "$line" ]; then
+        [ "${f:-0}" = 0 ] && fail=$((fail + 1))
+        failed="$failed $x(rc=$rc)"
     fi
 done
 [ -n "$failed" ] && echo "failed:$failed"
