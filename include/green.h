@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -345,6 +347,99 @@ GREEN_API int green_pool_imap_unordered(green_pool_t *p, green_fn fn, void *cons
                                         void *ud);
 /** Frees the pool; members go on and are dropped as they finish. */
 GREEN_API void green_pool_free(green_pool_t *p);
+
+/* ------------------------------------------------------------------------ */
+/* Cooperative I/O                                                            */
+/* ------------------------------------------------------------------------ */
+
+struct sockaddr;
+struct addrinfo;
+
+enum { GREEN_READ = 1, GREEN_WRITE = 2 };
+
+/*
+ * The fd functions make the descriptor non-blocking as needed and wait on the
+ * hub instead of blocking the thread. They report their system call's errno
+ * (EBADF, ENOTSOCK, ECONNREFUSED...), plus ETIMEDOUT/EAGAIN/ECANCELED for the
+ * wait, EINVAL for a NULL buffer with n > 0. The library keeps no state about
+ * an fd except while a greenlet waits on it. Writes never raise SIGPIPE: they
+ * fail with EPIPE.
+ */
+
+/** Waits until fd is ready for `events` (GREEN_READ|GREEN_WRITE); returns those that became ready. */
+GREEN_API int green_wait_fd(int fd, int events, double timeout);
+/** read(2), waiting while no data is available. 0 at end of file. */
+GREEN_API ssize_t green_read(int fd, void *buf, size_t n, double timeout);
+/** write(2), waiting while the fd is full; may write less than n. */
+GREEN_API ssize_t green_write(int fd, const void *buf, size_t n, double timeout);
+/** Writes all n bytes; -1 if the timeout or a kill interrupts it (what was written is not reported). */
+GREEN_API ssize_t green_write_all(int fd, const void *buf, size_t n, double timeout);
+/** recv(2), waiting while no data is available. */
+GREEN_API ssize_t green_recv(int fd, void *buf, size_t n, int flags, double timeout);
+/** send(2) with MSG_NOSIGNAL, waiting while the socket is full. */
+GREEN_API ssize_t green_send(int fd, const void *buf, size_t n, int flags, double timeout);
+/** accept4(2): the new fd (close-on-exec, non-blocking), waiting for a connection. */
+GREEN_API int green_accept(int fd, struct sockaddr *addr, socklen_t *len, double timeout);
+/** connect(2), waiting for the connection to complete. */
+GREEN_API int green_connect(int fd, const struct sockaddr *addr, socklen_t len, double timeout);
+/** Wakes every greenlet waiting on fd with EBADF, then closes it. */
+GREEN_API int green_close(int fd);
+
+/** A listening TCP socket on host (NULL: any address) and port (0: any free port); bind/listen errno. */
+GREEN_API int green_tcp_listen(const char *host, int port, int backlog);
+/** The local port of a bound socket. */
+GREEN_API int green_tcp_port(int listen_fd);
+/** Resolves host cooperatively and connects to the first address that accepts; ENOENT if it does not resolve. */
+GREEN_API int green_tcp_connect(const char *host, int port, double timeout);
+/**
+ * getaddrinfo(3) run on the thread pool while the caller waits cooperatively.
+ * Returns getaddrinfo's codes (EAI_SYSTEM with errno for a failed wait; NULL
+ * res: EAI_SYSTEM with EINVAL). Free the list with freeaddrinfo(3).
+ */
+GREEN_API int green_getaddrinfo(const char *node, const char *service,
+                                const struct addrinfo *hints, struct addrinfo **res);
+
+typedef struct green_server green_server_t;
+/**
+ * gevent's StreamServer: accepts on listen_fd (which it owns and closes when
+ * it stops) in a greenlet of its own and runs handler(fd, ud) in a greenlet
+ * per connection, closing the connection when the handler returns (the
+ * handler must not close it). Past max_conns (0: unbounded) open connections
+ * it stops accepting until one closes.
+ */
+GREEN_API green_server_t *green_server_new(int listen_fd, void (*handler)(int fd, void *ud),
+                                           void *ud, size_t max_conns);
+/** Stops accepting, waits up to timeout for handlers, then kills the rest; 0 once all finished, -1 EPIPE if already stopped. */
+GREEN_API int green_server_stop(green_server_t *s, double timeout);
+/** Frees the server (stopping it first, without waiting, if it runs). */
+GREEN_API void green_server_free(green_server_t *s);
+
+/* ------------------------------------------------------------------------ */
+/* Threads, processes, signals                                                */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Runs fn(arg) on a pool of OS threads (GREEN_THREADPOOL_SIZE, default the
+ * number of cores) while the calling greenlet waits cooperatively; stores
+ * what fn returned in *result (if result is not NULL). If the caller is
+ * killed or times out, fn still runs to its end on its thread and its result
+ * is dropped, so arg must outlive it. Timeout 0: EAGAIN (it would wait).
+ */
+GREEN_API int green_threadpool_call(void *(*fn)(void *), void *arg, void **result, double timeout);
+
+/**
+ * Cooperative waitpid(pid, status, 0): 0 and the status once the child has
+ * exited. Reaps no other child (the program's own waitpid calls keep
+ * working). ECHILD for a pid that is not a child, EINVAL for pid <= 0.
+ */
+GREEN_API int green_waitpid(pid_t pid, int *status, double timeout);
+
+/**
+ * Waits for signal signum (every greenlet waiting on it wakes when it
+ * arrives; the handler stays installed after the first wait). EINVAL for
+ * SIGKILL, SIGSTOP and numbers out of range.
+ */
+GREEN_API int green_signal_wait(int signum, double timeout);
 
 /* ------------------------------------------------------------------------ */
 /* Greenlet-local storage (gevent.local)                                      */

@@ -224,6 +224,8 @@ static void hub_destroy(void *arg)
     if (h->count || h->rq_head)
         return; /* greenlets left behind on an ending thread: leaked, not freed under them */
     green__locals_destroy(&h->main);
+    green__io_free(h);
+    green__threadpool_hub_free(h);
     green__stack_put(h, h->hubg.stack, NULL);
     green__stack_pools_free(h);
     green__spares_free(h);

@@ -188,6 +188,8 @@ void green__link_remove(green_t *g, struct green__link *link);
 /* ------------------------------------------------------------------------ */
 
 struct green__stack_pool;
+struct green__fdw;
+struct green__pool_inbox;
 
 struct green_hub {
     struct ev_loop       *loop;
@@ -203,6 +205,9 @@ struct green_hub {
     green_t              *all;           /* live greenlets, for green_dump */
     struct green__waitlist empty_waiters; /* green_wait */
     struct green__stack_pool *pools;     /* stack pools, one per size */
+    struct green__fdw   **fdw;           /* io.c: fd -> watcher, while waited on */
+    int                   nfdw;
+    struct green__pool_inbox *inbox;     /* threadpool.c: finished jobs */
     green_t              *spare;         /* freed greenlet structs, for reuse */
     unsigned              nspare;
     pthread_t             thread;
@@ -293,6 +298,29 @@ void green__stack_pools_free(struct green_hub *h);
 /* Installs the SIGSEGV overflow reporter for this thread (stack.c). */
 int green__overflow_init(struct green_hub *h);
 void green__overflow_fini(struct green_hub *h);
+
+/* ------------------------------------------------------------------------ */
+/* I/O and the thread pool                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Waits until fd is ready for events (GREEN_READ|GREEN_WRITE) through the
+ * hub's shared watcher for fd. The caller has passed green__enter. Returns
+ * the ready events, or -errno (EAGAIN for timeout 0, ETIMEDOUT, ECANCELED,
+ * EBADF when the fd is closed with green_close or fails in the poller).
+ */
+int green__wait_fd(struct green_hub *h, int fd, int events, double timeout);
+void green__io_free(struct green_hub *h);
+
+/*
+ * Runs fn(arg) on the thread pool and waits for it cooperatively. 0 and
+ * *result, or an errno (EAGAIN for timeout 0, ETIMEDOUT, ECANCELED, ENOMEM).
+ * When the wait fails, fn still runs to its end; drop(arg, result), if not
+ * NULL, is then called on the hub's thread to dispose of what it made.
+ */
+int green__threadpool_run(struct green_hub *h, void *(*fn)(void *), void *arg, void **result,
+                          double timeout, void (*drop)(void *arg, void *result));
+void green__threadpool_hub_free(struct green_hub *h);
 
 /* ------------------------------------------------------------------------ */
 /* Greenlet-local storage and the monitor                                     */

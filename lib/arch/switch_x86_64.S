@@ -45,12 +45,27 @@
 green__switch_asm:
         .cfi_startproc
         pushq   %rbp
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset rbp, 0
         pushq   %rbx
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset rbx, 0
         pushq   %r12
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r12, 0
         pushq   %r13
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r13, 0
         pushq   %r14
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r14, 0
         pushq   %r15
+        .cfi_adjust_cfa_offset 8
+        .cfi_rel_offset r15, 0
         subq    $8, %rsp
+        .cfi_adjust_cfa_offset 8
+        /* From the load of rsp on, the same rules describe the target's
+         * frame, which has the same layout. */
         stmxcsr FRAME_MXCSR(%rsp)
         fnstcw  FRAME_X87CW(%rsp)
         movl    FRAME_MXCSR(%rsp), %eax /* our control state, read back with */
@@ -62,15 +77,32 @@ green__switch_asm:
         andl    $0xffc0, %eax           /* MXCSR control bits only */
         orl     %edx, %eax
         jnz     2f
+        .cfi_remember_state
 1:      addq    $8, %rsp
+        .cfi_adjust_cfa_offset -8
         popq    %r15
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore r15
         popq    %r14
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore r14
         popq    %r13
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore r13
         popq    %r12
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore r12
         popq    %rbx
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore rbx
         popq    %rbp
+        .cfi_adjust_cfa_offset -8
+        .cfi_restore rbp
         popq    %rcx
+        .cfi_adjust_cfa_offset -8
+        .cfi_register rip, rcx
         jmpq    *%rcx
+        .cfi_restore_state
 2:      /* Control bits differ: keep the thread's sticky flags, take the
          * target's controls. eax holds (ours ^ target's) & 0xffc0 | cw diff. */
         stmxcsr -8(%rsp)                /* red zone: still our flags */
