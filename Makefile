@@ -26,7 +26,7 @@ CFLAGS  ?= $(OPT) -g
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS_LIB := -D_GNU_SOURCE -Iinclude -Ilib
 LIBCFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(CFLAGS)
-LDLIBS_LIB := -lev -lm -lpthread
+LDLIBS_LIB := -lev -lcurl -lm -lpthread
 
 ifeq ($(SAN),asan)
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -134,7 +134,7 @@ bench: deps lib
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/green.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/green.h include/green_curl.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libgreen.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libgreen.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libgreen.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgreen.so.$(VERSION_MAJOR)

@@ -7,6 +7,7 @@ set -u
 need=""
 [ -f /usr/include/ev.h ] || need="$need libev-dev"
 [ -f /usr/include/check.h ] || need="$need check"
+[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || [ -n "$(ls /usr/include/*/curl/curl.h 2>/dev/null)" ] || need="$need libcurl4-openssl-dev"
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 [ -f /usr/include/valgrind/valgrind.h ] || need="$need valgrind"
 # Optional: the aarch64 switch test (cross compiler + qemu-user).
