@@ -60,10 +60,10 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
 APP_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -Iinclude -Itests $(if $(SAN),$(SANFLAGS))
 
-.PHONY: all lib samples tests run check check-run check-asan check-valgrind check-ucontext \
+.PHONY: all lib monkey samples tests run check check-run check-asan check-valgrind check-ucontext \
         check-aarch64 bench install deps clean
 
-all: lib samples
+all: lib monkey samples
 
 lib: $(BUILD)/libgreen.a $(BUILD)/libgreen.so
 
@@ -84,6 +84,21 @@ $(BUILD)/libgreen.so: $(LIB_OBJ) lib/libgreen.map
 	    $(LDFLAGS) -o $(BUILD)/libgreen.so.$(VERSION) $(LIB_OBJ) $(LDLIBS_LIB)
 	ln -sf libgreen.so.$(VERSION) $(BUILD)/libgreen.so.$(VERSION_MAJOR)
 	ln -sf libgreen.so.$(VERSION) $@
+
+# The monkey shim: a separate shared object that depends on libgreen.so.
+MONKEY_SRC := $(filter-out monkey/green-run.c,$(wildcard monkey/*.c))
+MONKEY_OBJ := $(patsubst %,$(BUILD)/obj/%.o,$(MONKEY_SRC))
+MONKEY_SO  := $(if $(MONKEY_SRC),$(BUILD)/libgreen-monkey.so)
+
+monkey: $(MONKEY_SO) $(BUILD)/green-run
+
+$(BUILD)/libgreen-monkey.so: $(MONKEY_OBJ) $(BUILD)/libgreen.so
+	$(CC) -shared -Wl,-soname,libgreen-monkey.so $(LDFLAGS) -o $@ $(MONKEY_OBJ) \
+	    -L$(BUILD) -lgreen -Wl,-rpath,'$$ORIGIN' -ldl $(LDLIBS_LIB)
+
+$(BUILD)/green-run: monkey/green-run.c
+	@mkdir -p $(dir $@)
+	$(CC) $(APP_CFLAGS) $< -o $@ $(LDFLAGS)
 
 samples: $(SAMPLES)
 
@@ -110,7 +125,7 @@ check-run: tests samples
 	@sh tests/run-suites.sh $(BUILD) $(RUNNER)
 
 check: deps
-	@$(MAKE) --no-print-directory lib tests samples
+	@$(MAKE) --no-print-directory lib monkey tests samples
 	@EXTRA_CHECKS="tests/install/install-test.sh tests/arch/run-aarch64.sh" \
 	    sh tests/run-suites.sh $(BUILD)
 
@@ -132,13 +147,16 @@ check-aarch64:
 bench: deps lib
 	@sh tests/bench/run.sh $(BUILD)
 
-install: lib
+install: lib monkey
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/green.h include/green_curl.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libgreen.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libgreen.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libgreen.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgreen.so.$(VERSION_MAJOR)
 	ln -sf libgreen.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libgreen.so
+	$(if $(MONKEY_SO),install -m 755 $(MONKEY_SO) $(DESTDIR)$(PREFIX)/lib/)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/green-run $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lib/libgreen.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libgreen.pc
 

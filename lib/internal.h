@@ -311,6 +311,8 @@ void green__overflow_fini(struct green_hub *h);
  */
 int green__wait_fd(struct green_hub *h, int fd, int events, double timeout);
 void green__io_free(struct green_hub *h);
+/* Wakes every waiter on fd with EBADF and drops its watcher (before a close). */
+void green__fd_forget(int fd);
 
 /*
  * Runs fn(arg) on the thread pool and waits for it cooperatively. 0 and

@@ -153,7 +153,7 @@ int green_wait_fd(int fd, int events, double timeout)
     return r < 0 ? green__fail(-r) : r;
 }
 
-int green_close(int fd)
+void green__fd_forget(int fd)
 {
     struct green_hub *h = green__tls_hub;
     struct green__fdw **sp = h ? slot_of(h, fd, false) : NULL;
@@ -167,6 +167,11 @@ int green_close(int fd)
         *sp = NULL;
         free(f);
     }
+}
+
+int green_close(int fd)
+{
+    green__fd_forget(fd);
     return close(fd);
 }
 
