@@ -42,6 +42,8 @@ struct green__fdw {
 
 static struct green__fdw **slot_of(struct green_hub *h, int fd, bool grow)
 {
+    if (fd < 0)
+        return NULL;
     if (fd >= h->nfdw) {
         if (!grow)
             return NULL;
@@ -111,6 +113,8 @@ static void fdw_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 int green__wait_fd(struct green_hub *h, int fd, int events, double timeout)
 {
+    if (fd < 0)
+        return -EBADF;
     if (timeout == 0)
         return -EAGAIN;
     struct green__fdw **sp = slot_of(h, fd, true);

@@ -132,7 +132,8 @@ static void stack_init(void)
     default_size = STACK_DEFAULT;
     const char *env = getenv("GREEN_STACK_SIZE");
     if (env) {
-        size_t s = green__stack_round(parse_size(env));
+        size_t v = parse_size(env);
+        size_t s = v ? green__stack_round(v) : 0;
         if (s)
             default_size = s;
         else

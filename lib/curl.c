@@ -1,0 +1,789 @@
+/*
+ * HTTP through libcurl's multi interface, driven by the hub.
+ *
+ * GENERAL NOTES
+ *
+ * Each hub (OS thread) has one CURLM, created on the first transfer and kept
+ * in a thread-local pointer, so connections and DNS results are reused by
+ * every transfer of that hub (they live in the multi handle's caches). The
+ * multi is driven the multi_socket way: curl's socket callback maps each of
+ * its sockets to an ev_io watcher on the hub's loop, its timer callback to
+ * one ev_timer. Nothing polls and no thread is used per transfer.
+ *
+ * The libev callbacks run on the hub greenlet's stack, where nothing may
+ * block; the transfers' own callbacks (write, read, header, progress...)
+ * must run on a greenlet's stack. So the libev callbacks only record what
+ * happened (the socket's events, "timer expired") and wake the hub's curl
+ * driver: a greenlet that makes every curl_multi_* call of its multi. It
+ * adds the handles the performers queued, removes the ones whose performer
+ * was interrupted, calls curl_multi_socket_action for each recorded event,
+ * reads the finished transfers with curl_multi_info_read, takes each out of
+ * the multi and wakes its performer with the result. When no transfer is
+ * left it finishes; the next transfer spawns a new one. Because only the
+ * driver calls into the multi, no curl call can ever be made recursively,
+ * even when a transfer's callback blocks (which stalls the hub's other
+ * transfers meanwhile, as documented in green_curl.h).
+ *
+ * A performer (green_curl_perform) keeps its transfer record on its own
+ * stack: it queues the record for the driver and parks through the one
+ * suspension primitive. A kill or a green_timeout wakes it early; if the
+ * handle is already in the multi it then queues a removal and waits,
+ * uninterruptibly, until the driver has taken the handle out, so that the
+ * handle is out of the multi whenever green_curl_perform returns. The driver
+ * finds a record from its easy handle through a small hash table keyed by
+ * the handle's address (CURLOPT_PRIVATE is the user's, never touched).
+ *
+ * Sockets are armed one-shot: the libev callback stops the socket's watcher
+ * when it records an event, and the driver re-arms it after handing the
+ * event to curl. Level-triggered watchers left armed would make the hub spin
+ * while the driver is held up in a transfer's callback.
+ *
+ *     performer ──queue add──▶ driver ──curl_multi_add_handle──▶ CURLM
+ *         ▲                      ▲  │                               │
+ *         │ trigger(result)      │  └──socket_action / info_read────┤
+ *         └──────────────────────┘                                  │
+ *                            wake: ev_io / ev_timer callbacks ◀─────┘
+ *                            (socket and timer callbacks arm them)
+ */
+#include <curl/curl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "green_curl.h"
+#include "internal.h"
+
+enum xfer_state {
+    X_QUEUED,   /* on the adds queue, not yet in the multi */
+    X_RUNNING,  /* in the multi */
+    X_REMOVING, /* on the removals queue: the performer was interrupted */
+    X_DONE,     /* out of the multi again (or never got in); result set */
+};
+
+/* One transfer in flight: lives on its performer's stack. */
+struct xfer {
+    CURL                 *easy;
+    struct xfer          *hnext;      /* hash chain */
+    struct xfer          *qnext, *qprev; /* adds or removals queue */
+    struct green__waiter *w;          /* the performer's waiter while parked */
+    CURLcode              result;
+    enum xfer_state       state;
+};
+
+struct xqueue {
+    struct xfer *head, *tail;
+};
+
+/* One of curl's sockets, with its watcher. */
+struct csock {
+    ev_io            io;             /* first: the libev callback casts back */
+    struct curl_hub *ch;
+    curl_socket_t    fd;
+    int              what;           /* what curl wants: CURL_POLL_* */
+    int              pending;        /* recorded events: CURL_CSELECT_* */
+    bool             armed;          /* watcher started (counted active) */
+    bool             queued;         /* on the pending list */
+    struct csock    *pnext, *pprev;
+};
+
+struct curl_hub {
+    struct green_hub     *hub;
+    CURLM                *multi;
+    ev_timer              timer;
+    bool                  timer_armed;
+    bool                  timeout_pending; /* curl's timeout expired (or was 0) */
+    bool                  closing;         /* thread exit: leave libev alone */
+    bool                  in_curl;         /* the driver is inside a curl_multi_* call */
+    green_t              *driver;          /* alive while transfers are in flight */
+    struct green__waiter *driver_w;        /* set while the driver is idle-parked */
+    struct xqueue         adds, removals;
+    struct csock         *phead, *ptail;   /* sockets with recorded events, FIFO */
+    struct csock         *cur;             /* socket being handed to curl; NULL if removed */
+    struct xfer         **buckets;         /* easy handle -> transfer */
+    size_t                nbuckets, nxfers;
+    long                  maxconnects;
+};
+
+static __thread struct curl_hub *tls_curl __attribute__((tls_model("initial-exec")));
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static pthread_key_t curl_key;
+static bool curl_init_ok;
+
+/* Never fewer cached connections than this; more as concurrency grows. */
+#define MAXCONNECTS_MIN 256
+
+/* ------------------------------------------------------------------------ */
+/* Transfer records: the hash and the queues                                  */
+/* ------------------------------------------------------------------------ */
+
+static size_t hash_of(const struct curl_hub *ch, const CURL *easy)
+{
+    uint64_t k = (uint64_t)(uintptr_t)easy;
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (size_t)k & (ch->nbuckets - 1);
+}
+
+static struct xfer *xfer_find(struct curl_hub *ch, const CURL *easy)
+{
+    if (!ch->nbuckets)
+        return NULL;
+    for (struct xfer *x = ch->buckets[hash_of(ch, easy)]; x; x = x->hnext)
+        if (x->easy == easy)
+            return x;
+    return NULL;
+}
+
+static int xfer_insert(struct curl_hub *ch, struct xfer *x)
+{
+    if (ch->nxfers + 1 > ch->nbuckets) {
+        size_t n = ch->nbuckets ? ch->nbuckets * 2 : 64;
+        struct xfer **b = calloc(n, sizeof *b);
+        if (!b)
+            return ENOMEM;
+        struct xfer **old = ch->buckets;
+        size_t oldn = ch->nbuckets;
+        ch->buckets = b;
+        ch->nbuckets = n;
+        for (size_t i = 0; i < oldn; i++) {
+            struct xfer *y = old[i], *next;
+            for (; y; y = next) {
+                next = y->hnext;
+                size_t j = hash_of(ch, y->easy);
+                y->hnext = b[j];
+                b[j] = y;
+            }
+        }
+        free(old);
+    }
+    size_t j = hash_of(ch, x->easy);
+    x->hnext = ch->buckets[j];
+    ch->buckets[j] = x;
+    ch->nxfers++;
+    return 0;
+}
+
+static void xfer_unlink(struct curl_hub *ch, struct xfer *x)
+{
+    struct xfer **pp = &ch->buckets[hash_of(ch, x->easy)];
+    while (*pp && *pp != x)
+        pp = &(*pp)->hnext;
+    if (*pp) {
+        *pp = x->hnext;
+        ch->nxfers--;
+    }
+    x->hnext = NULL;
+}
+
+static void q_push(struct xqueue *q, struct xfer *x)
+{
+    x->qnext = NULL;
+    x->qprev = q->tail;
+    if (q->tail)
+        q->tail->qnext = x;
+    else
+        q->head = x;
+    q->tail = x;
+}
+
+static void q_remove(struct xqueue *q, struct xfer *x)
+{
+    if (x->qprev)
+        x->qprev->qnext = x->qnext;
+    else
+        q->head = x->qnext;
+    if (x->qnext)
+        x->qnext->qprev = x->qprev;
+    else
+        q->tail = x->qprev;
+    x->qnext = x->qprev = NULL;
+}
+
+static struct xfer *q_pop(struct xqueue *q)
+{
+    struct xfer *x = q->head;
+    if (x)
+        q_remove(q, x);
+    return x;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sockets and the timer (libev side)                                         */
+/* ------------------------------------------------------------------------ */
+
+static void wake_driver(struct curl_hub *ch);
+
+static void pending_push(struct curl_hub *ch, struct csock *s)
+{
+    if (s->queued)
+        return;
+    s->queued = true;
+    s->pnext = NULL;
+    s->pprev = ch->ptail;
+    if (ch->ptail)
+        ch->ptail->pnext = s;
+    else
+        ch->phead = s;
+    ch->ptail = s;
+}
+
+static void pending_remove(struct curl_hub *ch, struct csock *s)
+{
+    if (!s->queued)
+        return;
+    if (s->pprev)
+        s->pprev->pnext = s->pnext;
+    else
+        ch->phead = s->pnext;
+    if (s->pnext)
+        s->pnext->pprev = s->pprev;
+    else
+        ch->ptail = s->pprev;
+    s->pnext = s->pprev = NULL;
+    s->queued = false;
+}
+
+static void disarm(struct curl_hub *ch, struct csock *s)
+{
+    if (ev_is_active(&s->io))
+        ev_io_stop(ch->hub->loop, &s->io);
+    if (s->armed) {
+        s->armed = false;
+        green__active_dec(ch->hub);
+    }
+}
+
+/* Starts the watcher for what curl wants. Restarting it with an unchanged
+ * event mask skips ev_io_set, so libev makes no epoll_ctl call for it. */
+static void arm(struct curl_hub *ch, struct csock *s)
+{
+    int want = (s->what & CURL_POLL_IN ? EV_READ : 0) | (s->what & CURL_POLL_OUT ? EV_WRITE : 0);
+    int have = s->io.events & (EV_READ | EV_WRITE);
+    if (s->armed && ev_is_active(&s->io) && want == have)
+        return;
+    disarm(ch, s);
+    if (!want)
+        return;
+    if (want != have || s->io.fd != s->fd)
+        ev_io_set(&s->io, s->fd, want);
+    ev_io_start(ch->hub->loop, &s->io);
+    s->armed = true;
+    green__active_inc(ch->hub);
+}
+
+static void sock_ev_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    struct csock *s = (struct csock *)io;
+    struct curl_hub *ch = s->ch;
+    s->pending |= (revents & EV_READ ? CURL_CSELECT_IN : 0) |
+                  (revents & EV_WRITE ? CURL_CSELECT_OUT : 0) |
+                  (revents & EV_ERROR ? CURL_CSELECT_ERR : 0);
+    disarm(ch, s); /* one-shot: the driver re-arms it */
+    pending_push(ch, s);
+    wake_driver(ch);
+}
+
+static void timer_ev_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct curl_hub *ch = t->data;
+    if (ch->timer_armed) { /* a non-repeating timer is inactive once it fired */
+        ch->timer_armed = false;
+        green__active_dec(ch->hub);
+    }
+    ch->timeout_pending = true;
+    wake_driver(ch);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: called from inside curl, on the driver. */
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct curl_hub *ch = userp;
+    struct csock *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            if (!ch->closing)
+                disarm(ch, s);
+            pending_remove(ch, s);
+            if (ch->cur == s)
+                ch->cur = NULL;
+            free(s);
+        }
+        return 0;
+    }
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s)))
+            return -1; /* curl fails the transfer */
+        s->ch = ch;
+        s->fd = fd;
+        ev_io_init(&s->io, sock_ev_cb, fd, 0);
+        curl_multi_assign(ch->multi, fd, s);
+    }
+    s->what = what;
+    /* A socket with events still to hand to curl is re-armed after that. */
+    if (!s->queued && !ch->closing)
+        arm(ch, s);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: called from inside curl, on the driver. */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct curl_hub *ch = userp;
+    if (ch->closing)
+        return 0;
+    struct ev_loop *loop = ch->hub->loop;
+    if (ch->timer_armed) {
+        ev_timer_stop(loop, &ch->timer);
+        ch->timer_armed = false;
+        green__active_dec(ch->hub);
+    }
+    if (timeout_ms == 0) {
+        ch->timeout_pending = true; /* the driver loops before parking */
+        wake_driver(ch);
+    } else if (timeout_ms > 0) {
+        /* Relative to now, not to the loop's cached time, or it fires early. */
+        ev_now_update(loop);
+        ev_timer_set(&ch->timer, (double)timeout_ms / 1000.0, 0.);
+        ev_timer_start(loop, &ch->timer);
+        ch->timer_armed = true;
+        green__active_inc(ch->hub);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The driver                                                                 */
+/* ------------------------------------------------------------------------ */
+
+static CURLcode code_of(CURLMcode mc)
+{
+    switch (mc) {
+    case CURLM_OK:
+        return CURLE_OK;
+    case CURLM_OUT_OF_MEMORY:
+        return CURLE_OUT_OF_MEMORY;
+    case CURLM_BAD_EASY_HANDLE:
+    case CURLM_ADDED_ALREADY:
+        return CURLE_BAD_FUNCTION_ARGUMENT;
+    case CURLM_RECURSIVE_API_CALL:
+        return CURLE_RECURSIVE_API_CALL;
+    default:
+        return CURLE_FAILED_INIT;
+    }
+}
+
+/* The transfer is out of the multi: hands the result to its performer. */
+static void finish(struct curl_hub *ch, struct xfer *x, CURLcode result)
+{
+    xfer_unlink(ch, x);
+    x->result = result;
+    x->state = X_DONE;
+    if (x->w)
+        green__trigger(x->w, 0);
+}
+
+/* Takes every finished transfer out of the multi. */
+static void drain_info(struct curl_hub *ch)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(ch->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        CURL *easy = m->easy_handle;
+        CURLcode result = m->data.result; /* m is invalid after the removal */
+        curl_multi_remove_handle(ch->multi, easy);
+        struct xfer *x = xfer_find(ch, easy);
+        if (!x)
+            continue;
+        if (x->state == X_REMOVING)
+            q_remove(&ch->removals, x);
+        finish(ch, x, result);
+    }
+}
+
+/* Keeps a connection cached for every transfer that ran at once. */
+static void grow_cache(struct curl_hub *ch)
+{
+    long want = (long)ch->nxfers * 2;
+    if (GREEN__UNLIKELY(want > ch->maxconnects)) {
+        ch->maxconnects = want;
+        curl_multi_setopt(ch->multi, CURLMOPT_MAXCONNECTS, want);
+    }
+}
+
+static void add_queued(struct curl_hub *ch)
+{
+    struct xfer *x;
+    while ((x = q_pop(&ch->adds)) != NULL) {
+        CURLMcode mc = curl_multi_add_handle(ch->multi, x->easy);
+        if (mc != CURLM_OK) {
+            finish(ch, x, code_of(mc));
+            continue;
+        }
+        x->state = X_RUNNING;
+    }
+    grow_cache(ch);
+}
+
+static void remove_queued(struct curl_hub *ch)
+{
+    struct xfer *x;
+    while ((x = q_pop(&ch->removals)) != NULL) {
+        curl_multi_remove_handle(ch->multi, x->easy);
+        finish(ch, x, CURLE_ABORTED_BY_CALLBACK); /* the performer returns its own code */
+    }
+}
+
+static bool has_work(const struct curl_hub *ch)
+{
+    return ch->adds.head || ch->removals.head || ch->phead || ch->timeout_pending;
+}
+
+/* One round: queued adds and removals first, then one curl event. */
+static void drive_once(struct curl_hub *ch)
+{
+    int running;
+    ch->in_curl = true;
+    if (ch->removals.head)
+        remove_queued(ch);
+    if (ch->adds.head)
+        add_queued(ch);
+    struct csock *s = ch->phead;
+    if (s) {
+        pending_remove(ch, s);
+        int ev = s->pending;
+        s->pending = 0;
+        ch->cur = s;
+        curl_multi_socket_action(ch->multi, s->fd, ev, &running);
+        if (ch->cur) /* curl did not remove it meanwhile */
+            arm(ch, ch->cur);
+        ch->cur = NULL;
+        drain_info(ch);
+    } else if (ch->timeout_pending) {
+        ch->timeout_pending = false;
+        curl_multi_socket_action(ch->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        drain_info(ch);
+    }
+    ch->in_curl = false;
+}
+
+static void *driver_main(void *arg)
+{
+    struct curl_hub *ch = arg;
+    for (;;) {
+        while (has_work(ch))
+            drive_once(ch);
+        if (ch->nxfers == 0)
+            break;
+        struct green__waiter w;
+        green__waiter_init(&w, "curl driver idle", ch->multi);
+        ch->driver_w = &w;
+        /* Woken by the libev callbacks and by performers; a kill of the
+         * driver itself is ignored: transfers are still in flight. */
+        green__park(&w, -1);
+        ch->driver_w = NULL;
+    }
+    ch->driver = NULL;
+    return NULL;
+}
+
+static int spawn_driver(struct curl_hub *ch)
+{
+    green_attr_t attr = {.stack_size = 0, .name = "curl driver"};
+    green_t *g = green_spawn_attr(&attr, driver_main, ch);
+    if (!g)
+        return errno ? errno : ENOMEM;
+    ch->driver = g;
+    green_release(g); /* the library keeps its own reference while it runs */
+    return 0;
+}
+
+/* Never switches: the driver runs when the caller next blocks or yields. */
+static void wake_driver(struct curl_hub *ch)
+{
+    if (ch->driver_w) {
+        struct green__waiter *w = ch->driver_w;
+        ch->driver_w = NULL;
+        green__trigger(w, 0);
+    } else if (!ch->driver) {
+        /* Events with no transfer in flight: rare (nothing to do if it
+         * fails; the next transfer spawns a driver, which handles them). */
+        spawn_driver(ch);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-hub state                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Thread exit: frees the multi if no transfer is left in it. */
+static void curl_hub_destroy(void *arg)
+{
+    struct curl_hub *ch = arg;
+    if (tls_curl == ch)
+        tls_curl = NULL;
+    if (ch->nxfers || ch->driver)
+        return; /* greenlets left parked on an ending thread: leaked, as the hub does */
+    /* The hub may have been destroyed already (destructor order is
+     * unspecified): then libev must not be touched. */
+    bool hub_alive = green__tls_hub == ch->hub;
+    ch->closing = true;
+    if (hub_alive && ch->timer_armed) {
+        ev_timer_stop(ch->hub->loop, &ch->timer);
+        green__active_dec(ch->hub);
+    }
+    for (struct csock *s = ch->phead; s; s = s->pnext)
+        s->queued = false;
+    ch->phead = ch->ptail = NULL;
+    curl_multi_cleanup(ch->multi); /* frees every socket record through socket_cb */
+    free(ch->buckets);
+    free(ch);
+}
+
+static void curl_global_once(void)
+{
+    curl_init_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK &&
+                   pthread_key_create(&curl_key, curl_hub_destroy) == 0;
+}
+
+static struct curl_hub *curl_hub_get(struct green_hub *h)
+{
+    struct curl_hub *ch = tls_curl;
+    if (GREEN__LIKELY(ch != NULL && ch->hub == h))
+        return ch;
+    pthread_once(&curl_once, curl_global_once);
+    if (!curl_init_ok)
+        return NULL;
+    if (!(ch = calloc(1, sizeof *ch)))
+        return NULL;
+    ch->hub = h;
+    if (!(ch->multi = curl_multi_init())) {
+        free(ch);
+        return NULL;
+    }
+    ev_init(&ch->timer, timer_ev_cb);
+    ch->timer.data = ch;
+    ch->maxconnects = MAXCONNECTS_MIN;
+    curl_multi_setopt(ch->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(ch->multi, CURLMOPT_SOCKETDATA, ch);
+    curl_multi_setopt(ch->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(ch->multi, CURLMOPT_TIMERDATA, ch);
+    curl_multi_setopt(ch->multi, CURLMOPT_MAXCONNECTS, ch->maxconnects);
+    tls_curl = ch;
+    pthread_setspecific(curl_key, ch);
+    return ch;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Performing                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* After an interrupted wait: gets the handle out of the multi. */
+static void leave_multi(struct curl_hub *ch, struct xfer *x)
+{
+    if (x->state == X_QUEUED) { /* never got in: take it back */
+        q_remove(&ch->adds, x);
+        xfer_unlink(ch, x);
+        x->state = X_DONE;
+        return;
+    }
+    if (x->state == X_DONE)
+        return;
+    /* In the multi: only the driver may take it out (it may be inside a
+     * curl call right now, held up by a callback that blocks). The wait
+     * ignores kills and timeouts: the handle must be out on return. */
+    x->state = X_REMOVING;
+    q_push(&ch->removals, x);
+    wake_driver(ch);
+    green_t *self = ch->hub->current;
+    double tmo = self->tmo_deadline;
+    self->tmo_deadline = INFINITY;
+    while (x->state != X_DONE) {
+        struct green__waiter w;
+        green__waiter_init(&w, "curl remove", x->easy);
+        x->w = &w;
+        green__park(&w, -1);
+        x->w = NULL;
+    }
+    self->tmo_deadline = tmo;
+}
+
+CURLcode green_curl_perform(CURL *easy)
+{
+    if (!easy)
+        return CURLE_BAD_FUNCTION_ARGUMENT;
+    struct green_hub *h;
+    int err = green__enter(NULL, &h);
+    if (err == ECANCELED)
+        return CURLE_ABORTED_BY_CALLBACK;
+    if (err == EDEADLK)
+        return CURLE_BAD_FUNCTION_ARGUMENT; /* from the hub: nothing may block there */
+    if (err)
+        return CURLE_OUT_OF_MEMORY;
+    green_t *self = h->current;
+    if (self->tmo_deadline < INFINITY && green__now(h) >= self->tmo_deadline)
+        return CURLE_OPERATION_TIMEDOUT;
+    struct curl_hub *ch = curl_hub_get(h);
+    if (!ch)
+        return CURLE_OUT_OF_MEMORY;
+    if (self == ch->driver)
+        return CURLE_RECURSIVE_API_CALL; /* from a transfer's callback */
+    if (xfer_find(ch, easy))
+        return CURLE_BAD_FUNCTION_ARGUMENT; /* performed by another greenlet now */
+
+    struct xfer x = {.easy = easy, .state = X_QUEUED, .result = CURLE_OK};
+    if (xfer_insert(ch, &x))
+        return CURLE_OUT_OF_MEMORY;
+    if (!ch->driver && spawn_driver(ch)) {
+        xfer_unlink(ch, &x);
+        return CURLE_OUT_OF_MEMORY;
+    }
+    if (!ch->in_curl) {
+        /* Added here and now, while the handle is hot in the cache: adding
+         * calls none of the transfer's callbacks (only the multi's timer
+         * callback, which wakes the driver), so it is no curl call the
+         * driver could be in the middle of. */
+        CURLMcode mc = curl_multi_add_handle(ch->multi, easy);
+        if (mc != CURLM_OK) {
+            xfer_unlink(ch, &x);
+            return code_of(mc);
+        }
+        x.state = X_RUNNING;
+        grow_cache(ch);
+    } else {
+        /* The driver is held up in a callback, inside curl: it adds the
+         * handle once that call has returned. */
+        q_push(&ch->adds, &x);
+        wake_driver(ch);
+    }
+
+    struct green__waiter w;
+    green__waiter_init(&w, "curl", easy);
+    x.w = &w;
+    err = green__park(&w, -1);
+    x.w = NULL;
+    if (!err)
+        return x.result; /* the driver took it out and handed the result */
+    /* Killed or timed out first: the first cause wins, whatever the
+     * transfer did meanwhile. */
+    leave_multi(ch, &x);
+    return err == ETIMEDOUT ? CURLE_OPERATION_TIMEDOUT : CURLE_ABORTED_BY_CALLBACK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The convenience GET                                                        */
+/* ------------------------------------------------------------------------ */
+
+struct body {
+    char  *data;
+    size_t len, cap;
+    bool   oom;
+};
+
+static size_t body_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct body *b = ud;
+    size_t n = size * nmemb;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            b->oom = true;
+            return 0; /* curl fails the transfer with CURLE_WRITE_ERROR */
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    return n;
+}
+
+static int errno_of(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return ETIMEDOUT;
+    case CURLE_ABORTED_BY_CALLBACK:
+        return ECANCELED;
+    case CURLE_COULDNT_CONNECT:
+        return ECONNREFUSED;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return ENOENT;
+    case CURLE_OUT_OF_MEMORY:
+        return ENOMEM;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+        return EINVAL;
+    case CURLE_RECURSIVE_API_CALL:
+        return EDEADLK;
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        return ECONNRESET;
+    default:
+        return EPROTO;
+    }
+}
+
+int green_http_get(const char *url, char **body, size_t *len, long *status, double timeout)
+{
+    if (!url || !body)
+        return green__fail(EINVAL);
+    *body = NULL;
+    if (len)
+        *len = 0;
+    if (status)
+        *status = 0;
+    struct green_hub *h;
+    int err = green__enter(NULL, &h);
+    if (err)
+        return green__fail(err);
+    if (timeout == 0)
+        return green__fail(EAGAIN);
+    CURL *easy = curl_easy_init();
+    if (!easy)
+        return green__fail(ENOMEM);
+    struct body b = {0};
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 30L);
+    curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "libgreen/0.1");
+    green_timeout_t t;
+    if (timeout > 0)
+        green_timeout_start(&t, timeout);
+    CURLcode rc = green_curl_perform(easy);
+    if (timeout > 0)
+        green_timeout_cancel(&t);
+    long code = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(easy);
+    if (rc != CURLE_OK) {
+        free(b.data);
+        return green__fail(b.oom ? ENOMEM : errno_of(rc));
+    }
+    if (!b.data && !(b.data = malloc(1)))
+        return green__fail(ENOMEM);
+    b.data[b.len] = '\0';
+    *body = b.data;
+    if (len)
+        *len = b.len;
+    if (status)
+        *status = code;
+    return 0;
+}

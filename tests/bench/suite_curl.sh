@@ -1,0 +1,243 @@
+#!/bin/sh
+# The HTTP client benchmark: 20,000 GETs of a small file from a local nginx,
+# 500 at a time, keep-alive, by
+#   - libgreen: 500 greenlets, each performing its own easy handle with
+#     green_curl_perform in a loop (curl/green_get.c);
+#   - the floor: a raw curl_multi_socket_action loop on libev, no greenlets,
+#     500 easy handles re-added as they finish (curl/raw_multi.c);
+#   - a pool of 16 OS threads, each reusing its easy handle with
+#     curl_easy_perform (curl/thread_pool.c);
+#   - gevent with requests: monkey.patch_all(), 500 greenlets, a
+#     requests.Session each (curl/gevent_requests.py).
+#
+#   sh tests/bench/suite_curl.sh BUILD
+#
+# nginx (Debian's nginx-light) is started by this script on a free loopback
+# port, from a temporary directory under BUILD/bench/, as one process
+# (master_process off) pinned to CPU 1 while the clients run on CPU 0, and
+# stopped at the end. As root, missing nginx-light and python3-requests are
+# installed with apt-get first. Targets: libgreen >= 90 % of the raw multi
+# loop's requests/s, and >= 1.5x the thread pool's.
+#
+# Environment: CURL_N (GETs per run, default 20000), CURL_RUNS (runs per
+# invocation, default 3), plus lib.sh's BENCH_CPU, BENCH_TIMEOUT, BENCH_STRICT.
+set -u
+. "$(dirname "$0")/lib.sh"
+bench_init "${1:-build}"
+
+O=$BENCH_OUT
+S=$BENCH_SRC/curl
+N=${CURL_N:-20000}
+CONC=500
+THREADS=16
+RUNS=${CURL_RUNS:-3}
+
+echo
+echo "## HTTP client benchmark (libcurl)"
+echo
+
+# --------------------------------------------------------------------------
+# Peers: nginx (the server every row needs), python3-requests (gevent row)
+# --------------------------------------------------------------------------
+nginx_bin() {
+    for p in /usr/sbin/nginx /usr/local/sbin/nginx $(command -v nginx 2>/dev/null); do
+        [ -x "$p" ] && { echo "$p"; return 0; }
+    done
+    return 1
+}
+have_requests() { [ -n "$BENCH_PY" ] && "$BENCH_PY" -c 'import requests' 2>/dev/null; }
+
+missing=""
+nginx_bin >/dev/null || missing="$missing nginx-light"
+[ -n "$BENCH_PY" ] && ! have_requests && missing="$missing python3-requests"
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "curl bench: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >>"$BENCH_LOG" 2>&1 ||
+        { apt-get update -qq >>"$BENCH_LOG" 2>&1 &&
+            apt-get install -y -qq --no-install-recommends $missing >>"$BENCH_LOG" 2>&1; } ||
+        echo "curl bench: could not install$missing (see $(bench_rel "$BENCH_LOG"))"
+fi
+
+NGINX=$(nginx_bin || true)
+pkgv() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
+echo "- machine: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs, Linux $(uname -r)"
+echo "- libcurl $(pkgv libcurl4-openssl-dev), libev $(pkgv libev-dev), nginx $(pkgv nginx-common), gevent $(pkgv python3-gevent), requests $(pkgv python3-requests)"
+
+for p in rawmulti threads gevent; do rm -f "$O/status/$p"; done
+if [ -z "$BENCH_PY" ]; then
+    bench_peer_status gevent "skipped (not installed)"
+    echo "peer gevent: skipped (not installed)"
+elif ! have_requests; then
+    bench_peer_status gevent "skipped (not installed: python3-requests)"
+    echo "peer gevent+requests: skipped (not installed)"
+fi
+
+# --------------------------------------------------------------------------
+# Build
+# --------------------------------------------------------------------------
+bench_build_c "$O/curl_green_get" "$S/green_get.c" -lcurl
+bench_build_peer_c rawmulti "$O/curl_raw_multi" "$S/raw_multi.c" -lev -lcurl
+bench_build_peer_c threads "$O/curl_thread_pool" "$S/thread_pool.c" -lcurl -lpthread
+echo "built into $(bench_rel "$O")/ (commands in $(bench_rel "$BENCH_LOG"))"
+
+# --------------------------------------------------------------------------
+# nginx
+# --------------------------------------------------------------------------
+NGINX_DIR=""
+NGINX_PID=""
+nginx_stop() {
+    if [ -n "$NGINX_PID" ]; then
+        kill "$NGINX_PID" 2>/dev/null
+        wait "$NGINX_PID" 2>/dev/null
+        NGINX_PID=""
+    fi
+    [ -n "$NGINX_DIR" ] && rm -rf "$NGINX_DIR"
+    NGINX_DIR=""
+}
+trap nginx_stop EXIT
+trap 'nginx_stop; exit 130' INT TERM
+
+# The server's CPU: the other one when there are two.
+client_cpu=${BENCH_CPU:-0}
+server_cpu=1
+[ "$client_cpu" = 1 ] && server_cpu=0
+NGINX_PIN=""
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+    NGINX_PIN="taskset -c $server_cpu"
+fi
+
+# Waits until a GET of the small file succeeds (up to 5 s).
+nginx_ready() {
+    _i=0
+    while [ $_i -lt 100 ]; do
+        kill -0 "$NGINX_PID" 2>/dev/null || return 1
+        if command -v curl >/dev/null 2>&1; then
+            curl -sf -o /dev/null "$URL" && return 0
+        elif [ -n "$BENCH_PY" ]; then
+            "$BENCH_PY" -c "import urllib.request as u; u.urlopen('$URL', timeout=1)" 2>/dev/null && return 0
+        else
+            sleep 1
+            return 0
+        fi
+        sleep 0.05
+        _i=$((_i + 1))
+    done
+    return 1
+}
+
+nginx_start() {
+    NGINX_DIR=$(mktemp -d "$O/nginx.XXXXXX")
+    mkdir -p "$NGINX_DIR/www"
+    printf 'Hello, World!\n' >"$NGINX_DIR/www/small.txt"
+    _try=0
+    while [ $_try -lt 5 ]; do
+        _port=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
+        d=$NGINX_DIR
+        cat >"$d/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $d/client_body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    server { listen 127.0.0.1:$_port backlog=4096; root $d/www; }
+}
+EOF
+        # shellcheck disable=SC2086
+        $NGINX_PIN "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/error.log" >"$d/nginx.out" 2>&1 &
+        NGINX_PID=$!
+        URL="http://127.0.0.1:$_port/small.txt"
+        if nginx_ready; then
+            return 0
+        fi
+        kill "$NGINX_PID" 2>/dev/null
+        wait "$NGINX_PID" 2>/dev/null
+        NGINX_PID=""
+        _try=$((_try + 1))
+    done
+    echo "nginx did not start: $(tail -3 "$NGINX_DIR/error.log" 2>/dev/null)"
+    return 1
+}
+
+bench_section "1. $N GETs of a small file from nginx, $CONC at once, keep-alive (requests/s)"
+echo "Each program first makes one warm-up GET per client (to open its keep-alive connection), then"
+echo "times $N GETs; each invocation reports the median of $RUNS runs, and the figures below are"
+echo "medians over the interleaved invocations. Every C client sets CURLOPT_NOSIGNAL (the thread"
+echo "pool must). Clients pinned to CPU $client_cpu, nginx (one process) ${NGINX_PIN:+to CPU $server_cpu}${NGINX_PIN:-unpinned}."
+echo "CPU µs per GET is the client's own user+system time over the timed GETs."
+echo
+
+if [ -z "$NGINX" ]; then
+    echo "nginx: skipped (not installed)"
+    for p in libgreen rawmulti threads gevent; do bench_peer_status "$p" "skipped (not installed: nginx)"; done
+elif ! nginx_start; then
+    for p in rawmulti threads gevent; do bench_peer_status "$p" "skipped (nginx did not start)"; done
+    BENCH_ERRORS=$((BENCH_ERRORS + 1))
+else
+    echo "nginx: $NGINX, pid $NGINX_PID, $URL"
+    echo
+    for i in 1 2 3; do
+        bench_run rawmulti "$O/curl_raw_multi" "$URL" "$N" $CONC "$RUNS"
+        bench_run libgreen "$O/curl_green_get" "$URL" "$N" $CONC "$RUNS"
+        bench_run threads "$O/curl_thread_pool" "$URL" "$N" $THREADS "$RUNS"
+    done
+    if bench_peer_ok gevent; then
+        bench_run gevent "$BENCH_PY" "$S/gevent_requests.py" "$URL" "$N" $CONC 1
+    fi
+    nginx_stop
+fi
+
+# A requests/s row: higher is better, so the target is a minimum of
+# libgreen/peer (lib.sh's kinds are for times, where lower is better).
+curl_row() { # METRIC LG_KEY PEER_LABEL PEER PEER_KEY [MIN_RATIO]
+    _lg=$(bench_get "$2")
+    _pv=$(bench_get "$5")
+    _min=${6:-}
+    _lf=$(bench_fmt "$_lg")
+    [ -z "$_lg" ] && _lf="no result"
+    if [ -n "$_pv" ]; then
+        _pf=$(bench_fmt "$_pv")
+    elif bench_peer_ok "$4"; then
+        _pf="no result (run failed, see log)"
+    else
+        _pf=$(bench_peer_reason "$4")
+    fi
+    _r1=$(bench_ratio "$_lg" "$_pv")
+    _r2=$(bench_ratio "$_pv" "$_lg")
+    _tt="—"
+    _v="—"
+    if [ -n "$_min" ]; then
+        _tt="≥ ${_min}× peer"
+        if [ -z "$_lg" ]; then
+            _v="MISS (no result)"
+        elif [ -z "$_pv" ]; then
+            _v="n/a: $_pf"
+        else
+            _v=$(awk -v l="$_lg" -v p="$_pv" -v m="$_min" 'BEGIN { print (l / p >= m) ? "PASS" : "MISS" }')
+        fi
+        case $_v in MISS*) BENCH_MISSED=$((BENCH_MISSED + 1)) ;; esac
+        echo "| $1 | $3 | $_lf vs $_pf | ${_r1}× | $_tt | $_v |" >>"$BENCH_SUMMARY"
+    fi
+    echo "| $1 | $_lf | $3 | $_pf | $_r1 | $_r2 | $_tt | $_v |"
+}
+
+bench_table_head
+curl_row "GETs/s, 500 greenlets" curl_green_rps "raw curl_multi_socket_action loop on libev" rawmulti curl_raw_rps 0.9
+curl_row "GETs/s, 500 greenlets" curl_green_rps "16 threads x curl_easy_perform" threads curl_threads_rps 1.5
+curl_row "GETs/s, 500 greenlets" curl_green_rps "gevent + requests, 500 greenlets" gevent curl_gevent_rps
+bench_row "client CPU µs per GET" curl_green_cpu_us "raw multi loop" rawmulti curl_raw_cpu_us
+bench_row "client CPU µs per GET" curl_green_cpu_us "16 threads x curl_easy_perform" threads curl_threads_cpu_us
+bench_row "client CPU µs per GET" curl_green_cpu_us "gevent + requests" gevent curl_gevent_cpu_us
+
+bench_finish
