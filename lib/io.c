@@ -94,6 +94,8 @@ static void fdw_cb(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop;
     struct green__fdw *f = (struct green__fdw *)io;
     if (revents & EV_ERROR) {
+        /* libev stopped the watcher before reporting the error. */
+        green__active_dec(green__tls_hub);
         green__waitlist_wake_all(&f->waiters, EBADF);
     } else {
         int woken = 0;

@@ -6,6 +6,7 @@
 #define GREEN_MONKEY_H
 
 #include <green.h>
+#include <poll.h>
 
 /*
  * 1 when the calling thread has a hub and is running a greenlet (so a
@@ -16,5 +17,13 @@ GREEN_API int green__monkey_active(void);
 
 /* Wakes every greenlet waiting on fd with EBADF and forgets the fd (close). */
 GREEN_API void green__monkey_fd_closed(int fd);
+
+/*
+ * Waits until one of fds may be ready (as poll would report), the timeout
+ * (seconds, < 0 forever), or a kill. Returns 0 (poll again with timeout 0 to
+ * read the events), ETIMEDOUT, ECANCELED, EDEADLK or ENOMEM. Does not fill
+ * revents.
+ */
+GREEN_API int green__monkey_poll(struct pollfd *fds, nfds_t n, double timeout);
 
 #endif
