@@ -111,10 +111,10 @@ tests: $(TESTS)
 # The shim's suites link libgreen and the shim as shared objects, as programs
 # that use the shim do (a static libgreen beside the shim's would be a second
 # hub per thread).
-$(BUILD)/tests/test_monkey%: tests/test_monkey%.c tests/testutil.h $(BUILD)/libgreen.so $(MONKEY_SO) $(HEADERS)
+$(BUILD)/tests/test_monkey: tests/test_monkey.c tests/testutil.h $(BUILD)/libgreen.so $(BUILD)/libgreen-monkey.so $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(APP_CFLAGS) -Ilib -Imonkey $(CHECK_CFLAGS) $< -o $@ $(LDFLAGS) -L$(BUILD) \
-	    -lgreen-monkey -lgreen -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(LDLIBS_LIB)
+	    -Wl,--no-as-needed -lgreen-monkey -lgreen -Wl,--as-needed -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(LDLIBS_LIB)
 
 $(BUILD)/tests/test_%: tests/test_%.c tests/testutil.h $(BUILD)/libgreen.a $(HEADERS)
 	@mkdir -p $(dir $@)
