@@ -134,7 +134,7 @@ check-run: tests samples
 
 check: deps
 	@$(MAKE) --no-print-directory lib monkey tests samples
-	@EXTRA_CHECKS="tests/install/install-test.sh tests/arch/run-aarch64.sh" \
+	@EXTRA_CHECKS="tests/install/install-test.sh tests/monkey/green-run-test.sh tests/arch/run-aarch64.sh" \
 	    sh tests/run-suites.sh $(BUILD)
 
 check-asan: deps
