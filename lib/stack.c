@@ -129,16 +129,6 @@ static size_t parse_size(const char *s)
 static void stack_init(void)
 {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
-    default_size = STACK_DEFAULT;
-    const char *env = getenv("GREEN_STACK_SIZE");
-    if (env) {
-        size_t v = parse_size(env);
-        size_t s = v ? green__stack_round(v) : 0;
-        if (s)
-            default_size = s;
-        else
-            fprintf(stderr, "libgreen: ignoring GREEN_STACK_SIZE=%s (16k to 1024m)\n", env);
-    }
     long max = 65530;
     FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
     if (f) {
@@ -148,6 +138,18 @@ static void stack_init(void)
     }
     /* Leave an eighth of the map count to the rest of the program. */
     maps_limit = max - max / 8;
+    size_t size = STACK_DEFAULT;
+    const char *env = getenv("GREEN_STACK_SIZE");
+    if (env) {
+        size_t v = parse_size(env);
+        size_t s = v ? green__stack_round(v) : 0;
+        if (s)
+            size = s;
+        else
+            fprintf(stderr, "libgreen: ignoring GREEN_STACK_SIZE=%s (16k to 1024m)\n", env);
+    }
+    /* Published last: a thread that sees it skips this function. */
+    __atomic_store_n(&default_size, size, __ATOMIC_RELEASE);
 }
 
 size_t green__stack_round(size_t size)
@@ -163,8 +165,12 @@ size_t green__stack_round(size_t size)
 
 size_t green__stack_default(void)
 {
-    pthread_once(&stack_once, stack_init);
-    return default_size;
+    size_t size = __atomic_load_n(&default_size, __ATOMIC_ACQUIRE);
+    if (GREEN__UNLIKELY(!size)) {
+        pthread_once(&stack_once, stack_init);
+        size = default_size;
+    }
+    return size;
 }
 
 void *green__stack_lo(const struct green__slot *s)
@@ -296,8 +302,10 @@ static struct green__slot *carve(struct green__stack_pool *p)
 
 struct green__slot *green__stack_get(struct green_hub *h, size_t size)
 {
-    pthread_once(&stack_once, stack_init);
-    struct green__stack_pool *p = pool_for(h, size);
+    green__stack_default(); /* settles the page size, guard mode, map limit */
+    struct green__stack_pool *p = h->pools;
+    if (!p || p->size != size)
+        p = pool_for(h, size);
     if (!p)
         return NULL;
     struct green__slot *s = p->free;

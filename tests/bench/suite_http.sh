@@ -192,7 +192,7 @@ http_run() {
     _t0=$(now)
     _b0=$(cpus_busy_ticks)
     _c0=$(proc_ticks "$SERVER_PID")
-    # shellcheck disable=SC2046
+    # shellcheck disable=SC2046,SC2091
     if [ -x /usr/bin/time ]; then
         /usr/bin/time -f "#wrk-cpu %U %S %e" $(wrk_cmd "$_c" "$_port") >"$_out" 2>&1
     else
@@ -334,7 +334,7 @@ SERVERS="libgreen libev gonethttp goraw st gevent"
 # --------------------------------------------------------------------------
 bench_section "HTTP keep-alive \"Hello, World!\": wrk -t1 (CPU $HTTP_WRK_CPU) -> one server (CPU $SERVER_CPU)"
 echo "Every server answers GET / with exactly"
-echo "\`HTTP/1.1 200 OK\\r\\nContent-Length: 13\\r\\nContent-Type: text/plain\\r\\n\\r\\nHello, World!\`"
+printf '%s\n' '`HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!`'
 echo "(Go net/http adds a Date header). The load, per connection count:"
 echo
 for c in $CONNS; do echo "    $(wrk_cmd "$c" PORT)"; done
@@ -448,6 +448,13 @@ if want libgreen; then
     for c in $CONNS; do
         [ "$c" -ge 1000 ] && row_no_errors "HTTP socket errors, -c$c" libgreen_c${c}_errors
     done
+fi
+
+if [ "$BENCH_NOISY" != 0 ]; then
+    echo
+    echo "WARNING: $BENCH_NOISY run(s) shared their CPUs with other processes (others' CPU above $HTTP_BUSY_PCT %):"
+    echo "requests/s then measures the scheduler (a server with more threads, like Go's, gets a larger share),"
+    echo "and CPU per request is inflated by cache and TLB pollution. Rerun on a quiet machine."
 fi
 
 bench_finish

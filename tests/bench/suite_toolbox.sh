@@ -77,8 +77,14 @@ QUEUE_N=200000   # items per run (the boss/worker figure of PEERS.md)
 PP_N=2000000     # ping-pong rounds per run (two hand-offs each)
 ST_PP_N=2000000
 
+# The verdict of a throughput target: libgreen/peer >= BOUND.
+tb_ips_verdict() { # LG PEER BOUND
+    awk -v l="$1" -v p="$2" -v b="$3" 'BEGIN { print ((l / p >= b) ? "PASS" : "MISS") }'
+}
+
 # A throughput row: higher is better, so the target is libgreen/peer >= BOUND
-# (lib.sh's kinds are for times). Same columns as bench_row; the row also
+# (lib.sh's kinds are for times). Same columns as bench_row after
+# `bench_table_head cpu`, the last one on CPU time (KEY@cpu); the row also
 # goes to the summary.
 tb_row_ips() { # METRIC LG_KEY PEER_LABEL PEER PEER_KEY BOUND
     _lg=$(bench_get "$2")
@@ -100,11 +106,20 @@ tb_row_ips() { # METRIC LG_KEY PEER_LABEL PEER PEER_KEY BOUND
     elif [ -z "$_pv" ]; then
         _v="n/a: $_pf"
     else
-        _v=$(awk -v l="$_lg" -v p="$_pv" -v b="$6" 'BEGIN { print l / p >= b ? "PASS" : "MISS" }')
+        _v=$(tb_ips_verdict "$_lg" "$_pv" "$6")
     fi
     case $_v in MISS*) BENCH_MISSED=$((BENCH_MISSED + 1)) ;; esac
-    echo "| $1 | $_lf | $3 | $_pf | $_r1 | $_r2 | $_tt | $_v |"
-    echo "| $1 | $3 | $_lf vs $_pf items/s | libgreen/peer $_r1 | $_tt | $_v |" >>"$BENCH_SUMMARY"
+    _cl=$(bench_get "$2@cpu")
+    _cp=$(bench_get "$5@cpu")
+    if [ -n "$_cl" ] && [ -n "$_cp" ]; then
+        _cv=$(tb_ips_verdict "$_cl" "$_cp" "$6")
+        case $_cv in MISS*) BENCH_MISSED_CPU=$((BENCH_MISSED_CPU + 1)) ;; esac
+        _cc="$(bench_fmt "$_cl") vs $(bench_fmt "$_cp"), libgreen/peer $(bench_ratio "$_cl" "$_cp"), $_cv"
+    else
+        _cc="—"
+    fi
+    echo "| $1 | $_lf | $3 | $_pf | $_r1 | $_r2 | $_tt | $_v | $_cc |"
+    echo "| $1 | $3 | $_lf vs $_pf items/s | libgreen/peer $_r1 | $_tt | $_v | $_cc |" >>"$BENCH_SUMMARY"
 }
 
 # --------------------------------------------------------------------------
@@ -115,7 +130,8 @@ if want queue; then
     echo "gevent's \"Assigning Jobs in Queue\": the boss puts N items, three workers take them until"
     echo "the queue is closed (Go: close(ch) and range; gevent: a StopIteration per worker). Bounded:"
     echo "maxsize 3 / chan cap 3; unbounded: maxsize 0 / Queue() / chan cap N (never blocks the boss)."
-    echo "Each run checks that every item arrived exactly once. Higher is better."
+    echo "Each run checks that every item arrived exactly once. Higher is better. The last column"
+    echo "gives the same comparison per second of CPU time, which other processes on the CPU do not inflate."
     echo
     for i in 1 2 3; do
         bench_run libgreen "$O/toolbox_green" queue 3 $QUEUE_N 5
@@ -126,7 +142,7 @@ if want queue; then
     bench_run gevent "$BENCH_PY" "$S/gevent_queue.py" 3 $QUEUE_N 5
     bench_run gevent "$BENCH_PY" "$S/gevent_queue.py" 0 $QUEUE_N 5
     echo
-    bench_table_head
+    bench_table_head cpu
     tb_row_ips "queue maxsize 3" green_queue_bounded_ips "Go chan cap 3" go go_chan_cap3_ips 2
     tb_row_ips "queue maxsize 3" green_queue_bounded_ips "gevent Queue(maxsize=3)" gevent gevent_queue_bounded_ips 30
     tb_row_ips "queue unbounded" green_queue_unbounded_ips "Go chan cap N" go go_chan_capN_ips 2
@@ -138,10 +154,11 @@ fi
 # --------------------------------------------------------------------------
 if want handoff; then
     bench_section "2. Event wake-up and Semaphore hand-off between two greenlets (ns per hand-off)"
-    echo "Two greenlets pass the turn back and forth, $PP_N rounds per run: Event (set the other's,"
-    echo "wait on its own, clear it), Semaphore (release the other's, acquire its own), against a"
-    echo "bare green_yield ping-pong (the scheduler alone) and State Threads' st_cond_signal +"
-    echo "st_cond_wait hand-off. Lower is better."
+    echo "Two greenlets pass the turn back and forth, $PP_N rounds per run: Event (wait on its own,"
+    echo "clear it, set the other's), Semaphore (acquire its own, release the other's), against a"
+    echo "bare green_yield ping-pong (the scheduler alone) and State Threads' st_cond_wait +"
+    echo "st_cond_signal hand-off. In every ping-pong both sides run the same function. Lower is"
+    echo "better; the last column is on CPU time."
     echo
     for i in 1 2 3; do
         bench_run libgreen "$O/toolbox_green" yield $PP_N 5
@@ -150,7 +167,7 @@ if want handoff; then
         bench_run st "$O/toolbox_st" $ST_PP_N 5
     done
     echo
-    bench_table_head
+    bench_table_head cpu
     bench_row "Semaphore hand-off" green_sem_ns "libgreen green_yield ping-pong" libgreen green_yield_pp_ns le 2
     bench_row "Event wake-up" green_event_ns "libgreen green_yield ping-pong" libgreen green_yield_pp_ns
     bench_row "Semaphore hand-off" green_sem_ns "ST st_cond_signal/wait hand-off" st st_cond_pp_ns

@@ -5,7 +5,9 @@ items into a gevent.queue.Queue, three workers iterate over it; the boss
 ends each worker with a StopIteration sentinel (iteration over a gevent
 Queue stops at it).
 
-    gevent_queue.py MAXSIZE [N] [RUNS]    items per second; MAXSIZE 0: Queue()
+    gevent_queue.py MAXSIZE [N] [RUNS]    items per second (wall clock, and per
+                                          second of CPU time: KEY@cpu), medians;
+                                          MAXSIZE 0: Queue()
 """
 import sys
 import time
@@ -35,13 +37,21 @@ def run(maxsize, n):
         got[k] = c
         total[k] = s
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     gevent.joinall([gevent.spawn(boss)] + [gevent.spawn(worker, k) for k in range(WORKERS)])
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
     if sum(got) != n or sum(total) != n * (n + 1) // 2:
         sys.exit("gevent: %d items arrived, want %d" % (sum(got), n))
-    print("# maxsize %d: %d items in %.4f s; per worker %s" % (maxsize, n, dt, got))
-    return n / dt
+    print("# maxsize %d: %d items in %.4f s (CPU %.4f s); per worker %s" % (maxsize, n, dt, dc, got))
+    return n / dt, n / dc
+
+
+def report(key, unit, v):
+    print("# %s runs (%s): %s" % (key, unit, " ".join("%.4g" % x for x in v)))
+    s = sorted(v)
+    n = len(s)
+    median = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    print("result %s %.6g" % (key, median))
 
 
 def main():
@@ -49,10 +59,9 @@ def main():
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 200000
     runs = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     v = [run(maxsize, n) for _ in range(runs)]
-    print("# gevent_queue runs (items/s): " + " ".join("%.4g" % x for x in v))
-    s = sorted(v)
-    median = s[runs // 2] if runs % 2 else (s[runs // 2 - 1] + s[runs // 2]) / 2
-    print("result gevent_queue_%s_ips %.6g" % ("bounded" if maxsize else "unbounded", median))
+    key = "gevent_queue_%s_ips" % ("bounded" if maxsize else "unbounded")
+    report(key, "items/s", [x[0] for x in v])
+    report(key + "@cpu", "items per CPU second", [x[1] for x in v])
 
 
 main()

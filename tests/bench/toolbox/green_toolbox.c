@@ -4,14 +4,20 @@
  *   green_toolbox queue MAXSIZE [N] [RUNS]   1 boss -> queue -> 3 workers (gevent's
  *                                            "Assigning Jobs in Queue"): items/s;
  *                                            MAXSIZE 0 = unbounded
- *   green_toolbox event [N] [RUNS]           two greenlets hand off through two
- *                                            Events (set, wait, clear): ns per wake-up
+ *   green_toolbox event [N] [RUNS]           two greenlets pass the turn through two
+ *                                            Events (wait, clear, set the other's):
+ *                                            ns per wake-up
  *   green_toolbox sem [N] [RUNS]             the same through two Semaphores
- *                                            (release, acquire): ns per hand-off
+ *                                            (acquire, release the other's): ns per
+ *                                            hand-off
  *   green_toolbox yield [N] [RUNS]           bare green_yield ping-pong: ns per switch
  *
- * Each run is timed from the first spawn to the last join; the result is the
- * median of RUNS runs. Every run checks that every item arrived exactly once.
+ * In the three ping-pongs both greenlets run the same function, as in the
+ * yield one, so that they compare the cost of the primitives, not where the
+ * return addresses lie. Each run is timed from the first spawn to the last
+ * join, on the wall clock and on the process's CPU time (KEY@cpu); the
+ * results are the medians of RUNS runs. Every queue run checks that every
+ * item arrived exactly once, every ping-pong that every round took place.
  */
 #include <green.h>
 #include <stdint.h>
@@ -53,13 +59,14 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static double queue_run(size_t maxsize)
+/* One run: items per second of wall clock (*cpu: per second of CPU time). */
+static double queue_run(size_t maxsize, double *cpu)
 {
     queue = green_queue_new(maxsize);
     memset(got, 0, sizeof got);
     memset(sum, 0, sizeof sum);
     green_t *g[1 + WORKERS];
-    double t0 = tb_now();
+    double t0 = tb_now(), c0 = tb_cpu();
     g[0] = green_spawn(boss, NULL);
     for (long k = 0; k < WORKERS; k++)
         g[1 + k] = green_spawn(worker, (void *)(intptr_t)k);
@@ -67,7 +74,7 @@ static double queue_run(size_t maxsize)
         perror("green_joinall");
         exit(1);
     }
-    double dt = tb_now() - t0;
+    double dt = tb_now() - t0, dc = tb_cpu() - c0;
     long total = 0;
     unsigned long long s = 0;
     for (int k = 0; k < WORKERS; k++) {
@@ -81,8 +88,9 @@ static double queue_run(size_t maxsize)
         fprintf(stderr, "queue: %ld items arrived, want %ld (or a wrong sum)\n", total, n_items);
         exit(1);
     }
-    printf("# maxsize %zu: %ld items in %.4f s; per worker %ld %ld %ld\n", maxsize, n_items, dt,
-           got[0], got[1], got[2]);
+    printf("# maxsize %zu: %ld items in %.4f s (CPU %.4f s); per worker %ld %ld %ld\n", maxsize,
+           n_items, dt, dc, got[0], got[1], got[2]);
+    *cpu = (double)n_items / dc;
     return (double)n_items / dt;
 }
 
@@ -90,77 +98,61 @@ static double queue_run(size_t maxsize)
 /* Ping-pongs                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static green_event_t *ev_a, *ev_b;
-static green_sem_t *sem_a, *sem_b;
-static long rounds_done;
+static green_event_t *ev[2];
+static green_sem_t *sem[2];
+static long rounds[2];
 
-static void *event_ping(void *arg)
+/* Waits for its own event, clears it, sets the other's. */
+static void *event_side(void *arg)
 {
-    (void)arg;
+    int me = (int)(intptr_t)arg;
     for (long i = 0; i < n_items; i++) {
-        green_event_set(ev_b);
-        green_event_wait(ev_a, GREEN_FOREVER);
-        green_event_clear(ev_a);
+        green_event_wait(ev[me], GREEN_FOREVER);
+        green_event_clear(ev[me]);
+        green_event_set(ev[1 - me]);
+        rounds[me]++;
     }
     return NULL;
 }
 
-static void *event_pong(void *arg)
+/* Takes its own semaphore's unit, gives the other one one. */
+static void *sem_side(void *arg)
 {
-    (void)arg;
+    int me = (int)(intptr_t)arg;
     for (long i = 0; i < n_items; i++) {
-        green_event_wait(ev_b, GREEN_FOREVER);
-        green_event_clear(ev_b);
-        green_event_set(ev_a);
-        rounds_done++;
+        green_sem_acquire(sem[me], GREEN_FOREVER);
+        green_sem_release(sem[1 - me]);
+        rounds[me]++;
     }
     return NULL;
 }
 
-static void *sem_ping(void *arg)
+static void *yield_side(void *arg)
 {
-    (void)arg;
+    int me = (int)(intptr_t)arg;
     for (long i = 0; i < n_items; i++) {
-        green_sem_release(sem_b);
-        green_sem_acquire(sem_a, GREEN_FOREVER);
-    }
-    return NULL;
-}
-
-static void *sem_pong(void *arg)
-{
-    (void)arg;
-    for (long i = 0; i < n_items; i++) {
-        green_sem_acquire(sem_b, GREEN_FOREVER);
-        green_sem_release(sem_a);
-        rounds_done++;
-    }
-    return NULL;
-}
-
-static void *yielder(void *arg)
-{
-    (void)arg;
-    for (long i = 0; i < n_items; i++)
         green_yield();
-    __atomic_add_fetch(&rounds_done, 1, __ATOMIC_RELAXED);
+        rounds[me]++;
+    }
     return NULL;
 }
 
-/* Two greenlets; ns per hand-off (2 per round). */
-static double pingpong(green_fn a, green_fn b)
+/* Two greenlets running fn: ns per hand-off (two per round). */
+static double pingpong(green_fn fn, double *cpu)
 {
-    rounds_done = 0;
-    double t0 = tb_now();
-    green_t *g[2] = {green_spawn(a, NULL), green_spawn(b, NULL)};
+    rounds[0] = rounds[1] = 0;
+    double t0 = tb_now(), c0 = tb_cpu();
+    green_t *g[2] = {green_spawn(fn, (void *)0), green_spawn(fn, (void *)1)};
     green_joinall(g, 2, GREEN_FOREVER);
-    double dt = tb_now() - t0;
+    double dt = tb_now() - t0, dc = tb_cpu() - c0;
     green_release(g[0]);
     green_release(g[1]);
-    if (a != yielder && rounds_done != n_items) {
-        fprintf(stderr, "ping-pong: %ld rounds, want %ld\n", rounds_done, n_items);
+    if (rounds[0] != n_items || rounds[1] != n_items) {
+        fprintf(stderr, "ping-pong: %ld + %ld rounds, want %ld each\n", rounds[0], rounds[1],
+                n_items);
         exit(1);
     }
+    *cpu = dc * 1e9 / (2.0 * (double)n_items);
     return dt * 1e9 / (2.0 * (double)n_items);
 }
 
@@ -177,38 +169,48 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: green_toolbox queue MAXSIZE|event|sem|yield [N] [RUNS<=64]\n");
         return 2;
     }
-    double v[64];
-    char key[64];
+    double v[64], c[64];
+    char key[64], ckey[80];
+    const char *unit = "ns per hand-off", *cunit = "CPU ns per hand-off";
     if (!strcmp(mode, "queue")) {
         for (int r = 0; r < runs; r++)
-            v[r] = queue_run(maxsize);
+            v[r] = queue_run(maxsize, &c[r]);
         snprintf(key, sizeof key, "green_queue_%s_ips", maxsize ? "bounded" : "unbounded");
         if (maxsize && maxsize != 3)
             snprintf(key, sizeof key, "green_queue_%zu_ips", maxsize);
-        tb_report(key, "items/s", v, runs);
+        unit = "items/s";
+        cunit = "items per CPU second";
     } else if (!strcmp(mode, "event")) {
-        ev_a = green_event_new();
-        ev_b = green_event_new();
+        ev[0] = green_event_new();
+        ev[1] = green_event_new();
+        green_event_set(ev[0]); /* greenlet 0 has the turn */
         for (int r = 0; r < runs; r++)
-            v[r] = pingpong(event_ping, event_pong);
-        tb_report("green_event_ns", "ns per wake-up", v, runs);
-        green_event_free(ev_a);
-        green_event_free(ev_b);
+            v[r] = pingpong(event_side, &c[r]);
+        green_event_free(ev[0]);
+        green_event_free(ev[1]);
+        snprintf(key, sizeof key, "green_event_ns");
+        unit = "ns per wake-up";
+        cunit = "CPU ns per wake-up";
     } else if (!strcmp(mode, "sem")) {
-        sem_a = green_sem_new(0);
-        sem_b = green_sem_new(0);
+        sem[0] = green_sem_new(1); /* greenlet 0 has the turn */
+        sem[1] = green_sem_new(0);
         for (int r = 0; r < runs; r++)
-            v[r] = pingpong(sem_ping, sem_pong);
-        tb_report("green_sem_ns", "ns per hand-off", v, runs);
-        green_sem_free(sem_a);
-        green_sem_free(sem_b);
+            v[r] = pingpong(sem_side, &c[r]);
+        green_sem_free(sem[0]);
+        green_sem_free(sem[1]);
+        snprintf(key, sizeof key, "green_sem_ns");
     } else if (!strcmp(mode, "yield")) {
         for (int r = 0; r < runs; r++)
-            v[r] = pingpong(yielder, yielder);
-        tb_report("green_yield_pp_ns", "ns per switch", v, runs);
+            v[r] = pingpong(yield_side, &c[r]);
+        snprintf(key, sizeof key, "green_yield_pp_ns");
+        unit = "ns per switch";
+        cunit = "CPU ns per switch";
     } else {
         fprintf(stderr, "green_toolbox: unknown mode %s\n", mode);
         return 2;
     }
+    tb_report(key, unit, v, runs);
+    snprintf(ckey, sizeof ckey, "%s@cpu", key);
+    tb_report(ckey, cunit, c, runs);
     return 0;
 }

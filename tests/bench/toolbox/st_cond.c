@@ -1,39 +1,29 @@
 /*
  * State Threads' side of the hand-off latency benchmark: two threads pass
  * the turn back and forth with st_cond_signal + st_cond_wait (the run queue
- * alone, no I/O), as libgreen's Event and Semaphore ping-pongs do.
+ * alone, no I/O). Both run the same function, as libgreen's ping-pongs do.
  *
- *   st_cond [N] [RUNS]     ns per hand-off (2 per round), median of RUNS
+ *   st_cond [N] [RUNS]     ns per hand-off (2 per round), wall clock and CPU
+ *                          time (st_cond_pp_ns@cpu), medians of RUNS
  */
 #include <st.h>
+#include <stdint.h>
 
 #include "tb.h"
 
-static long n_rounds, rounds_done;
-static st_cond_t cond_a, cond_b;
+static long n_rounds, rounds[2];
+static st_cond_t cond[2];
 static int turn;
 
-static void *ping(void *arg)
+static void *side(void *arg)
 {
-    (void)arg;
+    int me = (int)(intptr_t)arg;
     for (long i = 0; i < n_rounds; i++) {
-        turn = 1;
-        st_cond_signal(cond_b);
-        while (turn == 1)
-            st_cond_wait(cond_a);
-    }
-    return NULL;
-}
-
-static void *pong(void *arg)
-{
-    (void)arg;
-    for (long i = 0; i < n_rounds; i++) {
-        while (turn != 1)
-            st_cond_wait(cond_b);
-        turn = 0;
-        st_cond_signal(cond_a);
-        rounds_done++;
+        while (turn != me)
+            st_cond_wait(cond[me]);
+        turn = 1 - me;
+        st_cond_signal(cond[1 - me]);
+        rounds[me]++;
     }
     return NULL;
 }
@@ -48,28 +38,31 @@ int main(int argc, char **argv)
         perror("st_init");
         return 1;
     }
-    cond_a = st_cond_new();
-    cond_b = st_cond_new();
-    double v[64];
+    cond[0] = st_cond_new();
+    cond[1] = st_cond_new();
+    double v[64], c[64];
     for (int r = 0; r < runs; r++) {
         turn = 0;
-        rounds_done = 0;
-        double t0 = tb_now();
-        st_thread_t a = st_thread_create(ping, NULL, 1, 0);
-        st_thread_t b = st_thread_create(pong, NULL, 1, 0);
+        rounds[0] = rounds[1] = 0;
+        double t0 = tb_now(), c0 = tb_cpu();
+        st_thread_t a = st_thread_create(side, (void *)0, 1, 0);
+        st_thread_t b = st_thread_create(side, (void *)1, 1, 0);
         if (!a || !b) {
             perror("st_thread_create");
             return 1;
         }
         st_thread_join(a, NULL);
         st_thread_join(b, NULL);
-        double dt = tb_now() - t0;
-        if (rounds_done != n_rounds) {
-            fprintf(stderr, "st_cond: %ld rounds, want %ld\n", rounds_done, n_rounds);
+        double dt = tb_now() - t0, dc = tb_cpu() - c0;
+        if (rounds[0] != n_rounds || rounds[1] != n_rounds) {
+            fprintf(stderr, "st_cond: %ld + %ld rounds, want %ld each\n", rounds[0], rounds[1],
+                    n_rounds);
             return 1;
         }
         v[r] = dt * 1e9 / (2.0 * (double)n_rounds);
+        c[r] = dc * 1e9 / (2.0 * (double)n_rounds);
     }
     tb_report("st_cond_pp_ns", "ns per hand-off", v, runs);
+    tb_report("st_cond_pp_ns@cpu", "CPU ns per hand-off", c, runs);
     return 0;
 }

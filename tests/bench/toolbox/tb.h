@@ -4,6 +4,7 @@
  * suite_toolbox.sh parses:
  *
  *     result <key> <value>      a figure (the median of the runs)
+ *     result <key>@cpu <value>  the same figure on the process's CPU time
  *     # ...                     anything else: details, shown as is
  */
 #ifndef TB_H
@@ -18,6 +19,15 @@ static inline double tb_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The process's CPU time: unlike the wall clock, it does not grow while
+ * other processes run on the CPU (figures reported as KEY@cpu). */
+static inline double tb_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 

@@ -2,7 +2,8 @@
 // sends N ints into a buffered channel, three worker goroutines range over
 // it; the producer closes it at the end. Run with GOMAXPROCS=1.
 //
-//	toolbox_go CAP [N] [RUNS]    items per second, median of RUNS
+//	toolbox_go CAP [N] [RUNS]    items per second (wall clock, and per second
+//	                             of the process's CPU time: KEY@cpu), medians
 package main
 
 import (
@@ -11,16 +12,25 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
 const workers = 3
 
-func run(capacity, n int) float64 {
+// The process's CPU time (user + system), in seconds.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+func run(capacity, n int) (float64, float64) {
 	ch := make(chan int, capacity)
 	var wg sync.WaitGroup
 	var got [workers]int
 	var sum [workers]int
+	c0 := cpuSeconds()
 	start := time.Now()
 	go func() {
 		for i := 1; i <= n; i++ {
@@ -40,6 +50,7 @@ func run(capacity, n int) float64 {
 	}
 	wg.Wait()
 	dt := time.Since(start).Seconds()
+	dc := cpuSeconds() - c0
 	total, s := 0, 0
 	for w := 0; w < workers; w++ {
 		total += got[w]
@@ -49,8 +60,25 @@ func run(capacity, n int) float64 {
 		fmt.Fprintf(os.Stderr, "go: %d items arrived, want %d\n", total, n)
 		os.Exit(1)
 	}
-	fmt.Printf("# cap %d: %d items in %.4f s; per worker %d %d %d\n", capacity, n, dt, got[0], got[1], got[2])
-	return float64(n) / dt
+	fmt.Printf("# cap %d: %d items in %.4f s (CPU %.4f s); per worker %d %d %d\n", capacity, n, dt, dc, got[0], got[1], got[2])
+	return float64(n) / dt, float64(n) / dc
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func report(key, unit string, v []float64) {
+	fmt.Printf("# %s runs (%s):", key, unit)
+	for _, x := range v {
+		fmt.Printf(" %.4g", x)
+	}
+	fmt.Printf("\nresult %s %.6g\n", key, median(v))
 }
 
 func main() {
@@ -64,21 +92,19 @@ func main() {
 	if len(os.Args) > 3 {
 		runs, _ = strconv.Atoi(os.Args[3])
 	}
+	if runs < 1 || n < 1 || capacity < 0 {
+		fmt.Fprintln(os.Stderr, "usage: toolbox_go CAP [N] [RUNS]")
+		os.Exit(2)
+	}
 	v := make([]float64, runs)
+	c := make([]float64, runs)
 	for r := 0; r < runs; r++ {
-		v[r] = run(capacity, n)
-	}
-	for r := 0; r < runs; r++ {
-		fmt.Printf("# run %d: %.4g items/s\n", r+1, v[r])
-	}
-	sort.Float64s(v)
-	median := v[runs/2]
-	if runs%2 == 0 {
-		median = (v[runs/2-1] + v[runs/2]) / 2
+		v[r], c[r] = run(capacity, n)
 	}
 	key := "go_chan_cap3_ips"
 	if capacity != 3 {
 		key = "go_chan_capN_ips"
 	}
-	fmt.Printf("result %s %.6g\n", key, median)
+	report(key, "items/s", v)
+	report(key+"@cpu", "items per CPU second", c)
 }
