@@ -137,14 +137,16 @@ check: deps
 	@EXTRA_CHECKS="tests/install/install-test.sh tests/monkey/green-run-test.sh tests/arch/run-aarch64.sh" \
 	    sh tests/run-suites.sh $(BUILD)
 
+# The sanitizer, valgrind and ucontext runs scale the million-greenlet tests
+# down (GREEN_TEST_QUICK): the full sizes run in the plain suite.
 check-asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=asan check-run
+	@GREEN_TEST_QUICK=1 $(MAKE) --no-print-directory BUILD=build/asan SAN=asan check-run
 
 check-ucontext: deps
-	@$(MAKE) --no-print-directory BUILD=build/ucontext SWITCH=ucontext check-run
+	@GREEN_TEST_QUICK=1 $(MAKE) --no-print-directory BUILD=build/ucontext SWITCH=ucontext check-run
 
 check-valgrind: deps
-	@$(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O1 \
+	@GREEN_TEST_QUICK=1 $(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O1 \
 	    RUNNER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-origins=no" \
 	    check-run
 

@@ -10,17 +10,16 @@
  *
  * WHICH GREENLET RUNS THE CALLBACKS
  *
- * Every curl call on the multi handle, and so every callback of the
- * transfers (write, read, header, progress, debug, socket-open...), runs on
- * the hub's "curl driver" greenlet: one per hub, alive while transfers are
- * in flight (green_count counts it then; green_dump shows it as
- * 'curl driver'). Never on the hub's stack, and never on the performing
- * greenlet's. A callback may call libgreen, but a callback that blocks
- * (green_sleep, a queue get...) stalls every other transfer of that hub
- * meanwhile; spawn a greenlet for slow work instead. green_current() in a
- * callback is the driver, not the performer: pass what the callback needs
- * through its user data. green_curl_perform from a callback (on the driver)
- * returns CURLE_RECURSIVE_API_CALL.
+ * Every callback of the transfers (write, read, header, progress, debug,
+ * socket-open...) runs on the hub's "curl driver" greenlet: one per hub,
+ * alive while transfers are in flight (green_count counts it then;
+ * green_dump shows it as 'curl driver'). Never on the hub's stack, and never
+ * on the performing greenlet's. A callback may call libgreen, but a callback
+ * that blocks (green_sleep, a queue get...) stalls every other transfer of
+ * that hub meanwhile; spawn a greenlet for slow work instead.
+ * green_current() in a callback is the driver, not the performer: pass what
+ * the callback needs through its user data. green_curl_perform from a
+ * callback (on the driver) returns CURLE_RECURSIVE_API_CALL.
  */
 #ifndef GREEN_CURL_H
 #define GREEN_CURL_H

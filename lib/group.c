@@ -21,10 +21,10 @@
  * when the member finishes or is discarded. A map holds its own reference to
  * each worker until it returns. Freeing a group kills nothing: it removes
  * its links from the members (so no callback ever touches the freed group),
- * drops its references and wakes its waiters with EPIPE. Calls still parked
- * on the group at that moment count in `busy`; the memory is released by
- * whichever of them leaves last, so no greenlet ever resumes into a freed
- * group.
+ * drops its references and wakes the waiters not woken yet with EPIPE (one
+ * woken before keeps its result). Calls still parked on the group at that
+ * moment count in `busy`; the memory is released by whichever of them
+ * leaves last, so no greenlet ever resumes into a freed group.
  */
 #include <math.h>
 #include <stdint.h>
@@ -222,20 +222,31 @@ static bool slot_wait_on_self(const struct green_group *grp, struct green_hub *h
 /* ------------------------------------------------------------------------ */
 
 /*
- * Parks on a waiter of the group's. Returns the park's result, or EPIPE when
- * the group was freed meanwhile (then grp must not be touched again: the
- * memory is gone, or belongs to another call still parked).
+ * Drops the caller's busy count after a park. True when the group was freed
+ * meanwhile: then grp must not be touched again (the memory is gone, or
+ * belongs to another call still parked, whichever leaves last frees it).
  */
-static int park_on(struct green_group *grp, struct green__waiter *w, double timeout)
+static bool leave(struct green_group *grp)
+{
+    grp->busy--;
+    if (!grp->freed)
+        return false;
+    if (grp->busy == 0)
+        free(grp);
+    return true;
+}
+
+/*
+ * Parks on a waiter of the group's. A waiter still listed when the group is
+ * freed is woken with EPIPE; one woken before keeps its result.
+ */
+static int park_on(struct green_group *grp, struct green__waiter *w, double timeout, bool *freed)
 {
     grp->busy++;
     int err = green__park(w, timeout);
-    grp->busy--;
-    if (grp->freed) {
-        if (grp->busy == 0)
-            free(grp);
-        return EPIPE;
-    }
+    bool gone = leave(grp);
+    if (freed)
+        *freed = gone;
     return err;
 }
 
@@ -351,7 +362,7 @@ int green_group_join(green_group_t *grp, double timeout)
     green__waiter_init(&w, "group join", grp);
     w.aux = 0;
     green__waitlist_push(&grp->joiners, &w);
-    err = park_on(grp, &w, timeout);
+    err = park_on(grp, &w, timeout, NULL);
     return err ? green__fail(err) : 0;
 }
 
@@ -386,13 +397,8 @@ int green_group_kill(green_group_t *grp, double timeout)
     grp->killing++;
     grp->busy++;
     err = green__park(&w, timeout);
-    grp->busy--;
     grp->killing--;
-    if (grp->freed) {
-        if (grp->busy == 0)
-            free(grp);
-        err = EPIPE;
-    }
+    leave(grp);
     return err ? green__fail(err) : 0;
 }
 
@@ -572,8 +578,7 @@ static int map_engine(struct green_group *grp, green_fn fn, void *const *args, s
     free(run.workers);
     free(run.links);
     free(run.done);
-    if (--grp->busy == 0 && grp->freed)
-        free(grp);
+    leave(grp);
     return err ? green__fail(err) : 0;
 }
 
@@ -622,9 +627,11 @@ green_t *green_pool_spawn(green_pool_t *p, green_fn fn, void *arg)
     green__waiter_init(&w, "pool spawn", grp);
     w.aux = SLOT_TAKE;
     green__waitlist_push(&grp->slots, &w);
-    err = park_on(grp, &w, -1);
+    bool freed;
+    err = park_on(grp, &w, -1, &freed);
+    if (!err && freed)
+        err = EPIPE; /* a slot handed over before the free went with the pool */
     if (err) {
-        /* A slot handed over before a free is lost with the pool. */
         errno = err;
         return NULL;
     }
@@ -655,7 +662,7 @@ int green_pool_wait_available(green_pool_t *p, double timeout)
     green__waiter_init(&w, "pool wait_available", grp);
     w.aux = SLOT_AVAILABLE;
     green__waitlist_push(&grp->slots, &w);
-    err = park_on(grp, &w, timeout);
+    err = park_on(grp, &w, timeout, NULL);
     return err ? green__fail(err) : 0;
 }
 

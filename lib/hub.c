@@ -110,7 +110,14 @@ static inline green_t *rq_pop(struct green_hub *h)
  * pages of deep stacks back before reuse). */
 static inline void note_depth(green_t *self)
 {
-    char *sp = __builtin_frame_address(0);
+    char *sp;
+#if defined(__x86_64__)
+    __asm__("movq %%rsp, %0" : "=r"(sp)); /* no frame pointer forced, unlike */
+#elif defined(__aarch64__)                /* __builtin_frame_address */
+    __asm__("mov %0, sp" : "=r"(sp));
+#else
+    sp = __builtin_frame_address(0);
+#endif
     if (GREEN__UNLIKELY(sp < self->low_water))
         self->low_water = sp;
 }
@@ -220,6 +227,7 @@ static void hub_destroy(void *arg)
     struct green_hub *h = arg;
     green__monitor_detach(h);
     green__overflow_fini(h);
+    green__proc_hub_free(h); /* signals are process-wide: give them back in any case */
     green__tls_hub = NULL;
     if (h->count || h->rq_head)
         return; /* greenlets left behind on an ending thread: leaked, not freed under them */
@@ -340,14 +348,27 @@ void green__hub_greenlet_done(struct green_hub *h, green_t *g)
     if (g->all_next)
         g->all_next->all_prev = g->all_prev;
     g->all_next = g->all_prev = NULL;
-    if (--h->count == 0)
-        green__waitlist_wake_all(&h->empty_waiters, 0);
+    h->count--;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Public                                                                     */
 /* ------------------------------------------------------------------------ */
 
+static void wait_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    green__trigger(t->data, ETIMEDOUT);
+}
+
+/*
+ * green_wait parks the main greenlet with no deadline of its own: it is woken
+ * by the hub's deadlock detection, which fires exactly when nothing is ready
+ * and libev has no active watcher left, that is when nothing is left to run.
+ * Its own timeout is a timer that is unref'd, so that it does not count as
+ * something left to run.
+ */
 int green_wait(double timeout)
 {
     struct green_hub *h;
@@ -356,19 +377,31 @@ int green_wait(double timeout)
         return green__fail(err);
     if (h->current != &h->main)
         return green__fail(EDEADLK); /* it would wait for itself to finish */
-    if (h->count == 0)
-        return 0;
-    if (timeout == 0)
+    if (timeout == 0) {
+        if (h->count == 0 && h->nactive == 0 && !h->user_loop && !h->rq_head)
+            return 0;
         return green__fail(EAGAIN);
+    }
     struct green__waiter w;
     green__waiter_init(&w, "green_wait", NULL);
-    green__waitlist_push(&h->empty_waiters, &w);
-    err = green__park(&w, timeout);
+    ev_timer timer;
+    if (timeout > 0) {
+        ev_timer_init(&timer, wait_timer_cb, timeout, 0.);
+        timer.data = &w;
+        ev_now_update(h->loop);
+        ev_timer_start(h->loop, &timer);
+        ev_unref(h->loop);
+        green__active_inc(h);
+    }
+    err = green__park(&w, GREEN_FOREVER);
+    if (timeout > 0) {
+        ev_ref(h->loop); /* libev: ref again before stopping an unref'd watcher */
+        ev_timer_stop(h->loop, &timer);
+        green__active_dec(h);
+    }
     if (err == EDEADLK)
-        return 0; /* what is left can never run */
-    if (err)
-        return green__fail(err);
-    return 0;
+        return 0; /* what is left, if anything, can never run */
+    return err ? green__fail(err) : 0;
 }
 
 struct ev_loop *green_loop(void)

@@ -203,7 +203,6 @@ struct green_hub {
     green_t              *prev;          /* greenlet that switched last (ASan) */
     size_t                count;         /* live greenlets, main excluded */
     green_t              *all;           /* live greenlets, for green_dump */
-    struct green__waitlist empty_waiters; /* green_wait */
     struct green__stack_pool *pools;     /* stack pools, one per size */
     struct green__fdw   **fdw;           /* io.c: fd -> watcher, while waited on */
     int                   nfdw;
@@ -323,6 +322,8 @@ void green__fd_forget(int fd);
 int green__threadpool_run(struct green_hub *h, void *(*fn)(void *), void *arg, void **result,
                           double timeout, void (*drop)(void *arg, void *result));
 void green__threadpool_hub_free(struct green_hub *h);
+/* Gives back the signals (and SIGCHLD) this hub watches (proc.c). */
+void green__proc_hub_free(struct green_hub *h);
 
 /* ------------------------------------------------------------------------ */
 /* Greenlet-local storage and the monitor                                     */

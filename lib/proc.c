@@ -38,9 +38,11 @@
  *
  * While green_waitpid holds SIGCHLD, the program's own SIGCHLD handler does
  * not run. So that it misses nothing, when the slot is given back and the
- * restored disposition is a handler, SIGCHLD is raised once if a child is
- * still waitable (waitid with WNOWAIT): a child of the program's own that
- * ended meanwhile is then reported to it as if nothing had been in between.
+ * restored disposition is a handler (or SIGCHLD was blocked, for sigwait or
+ * signalfd), SIGCHLD is raised once if a child is still waitable (waitid
+ * with WNOWAIT): a child of the program's own that ended meanwhile is then
+ * reported to it as if nothing had been in between. The thread's signal
+ * mask is restored too: libev unblocks a signal it starts watching.
  *
  * Known limits: a hub that owns a sticky signal must give it back before its
  * loop is destroyed (green__proc_hub_free, to be called by the hub's
@@ -67,6 +69,7 @@ struct sig_slot {
     bool                   sticky;        /* a green_signal_wait used it: stays installed */
     bool                   seen;          /* a signal arrived while we held it */
     bool                   pending;       /* a sticky signal arrived while nobody waited */
+    bool                   was_blocked;   /* in the owner thread's mask before the start */
     struct sigaction       saved;         /* the disposition before the start */
     struct green__waitlist waiters;       /* green_signal_wait */
     struct green__waitlist pid_waiters;   /* green_waitpid: aux = pid, value = status */
@@ -133,16 +136,25 @@ static void slot_give_back(struct sig_slot *s)
     pthread_mutex_unlock(&slots_lock);
 }
 
-/* Restores the program's disposition after the watcher has stopped. */
+/* Restores the program's disposition after the watcher has stopped (and the
+ * thread's mask: with EVFLAG_NOSIGMASK, libev unblocks the signal it starts
+ * watching in the starting thread, and leaves it so). */
 static void restore_disposition(struct sig_slot *s, int sig)
 {
     sigaction(sig, &s->saved, NULL);
+    if (s->was_blocked) {
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        pthread_sigmask(SIG_BLOCK, &one, NULL);
+    }
     bool handler = (s->saved.sa_flags & SA_SIGINFO) ||
                    (s->saved.sa_handler != SIG_DFL && s->saved.sa_handler != SIG_IGN);
-    if (sig != SIGCHLD || !s->seen || !handler)
+    if (sig != SIGCHLD || !s->seen || !(handler || s->was_blocked))
         return;
     /* A SIGCHLD we swallowed may have been for one of the program's own
-     * children: if one is still there to collect, let its handler know. */
+     * children: if one is still there to collect, let its handler (or its
+     * sigwait or signalfd, for a blocked SIGCHLD) know. */
     siginfo_t si;
     si.si_pid = 0;
     if (waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT) == 0 &&
@@ -164,6 +176,9 @@ static void slot_update(struct green_hub *h, int sig)
     if (want) {
         if (!s->started) {
             sigaction(sig, NULL, &s->saved);
+            sigset_t mask;
+            pthread_sigmask(SIG_BLOCK, NULL, &mask);
+            s->was_blocked = sigismember(&mask, sig) == 1;
             s->seen = false;
             ev_signal_init(&s->watcher, sig_cb, sig);
             ev_signal_start(h->loop, &s->watcher);
@@ -207,6 +222,19 @@ static pid_t try_reap(pid_t pid, int *status)
     return r;
 }
 
+/* Hands a reaped pid's status (or err) to every waiter for it. */
+static void hand_over(struct sig_slot *s, pid_t pid, int status, int err)
+{
+    struct green__waiter *o = green__waitlist_first(&s->pid_waiters), *next;
+    for (; o; o = next) {
+        next = o->next;
+        if ((pid_t)o->aux == pid) {
+            o->value = (void *)(intptr_t)status;
+            green__trigger(o, err);
+        }
+    }
+}
+
 static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
@@ -220,7 +248,7 @@ static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
     /* Only the pids being waited for are reaped; every waiter for a pid
      * gets the same answer. Triggered waiters leave the list, so the walk
      * goes on from the next waiter for another pid. */
-    struct green__waiter *pw = green__waitlist_first(&s->pid_waiters), *next, *o, *onext;
+    struct green__waiter *pw = green__waitlist_first(&s->pid_waiters), *next;
     for (; pw; pw = next) {
         pid_t pid = (pid_t)pw->aux;
         next = pw->next;
@@ -230,14 +258,8 @@ static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
         pid_t r = try_reap(pid, &status);
         if (r == 0)
             continue;
-        int err = r < 0 ? errno : 0; /* ECHILD: the program reaped it itself */
-        for (o = pw; o; o = onext) {
-            onext = o->next;
-            if ((pid_t)o->aux == pid) {
-                o->value = (void *)(intptr_t)status;
-                green__trigger(o, err);
-            }
-        }
+        /* ECHILD: the program reaped it itself. */
+        hand_over(s, pid, status, r < 0 ? errno : 0);
     }
 }
 
@@ -258,6 +280,9 @@ int green_waitpid(pid_t pid, int *status, double timeout)
     if (r < 0)
         return -1; /* ECHILD: not a child of ours (or already reaped) */
     if (r == pid) {
+        /* Others of this hub waiting for it get the same status. */
+        if (slot_owner(SIGCHLD) == h)
+            hand_over(&slots[SIGCHLD], pid, st, 0);
         if (status)
             *status = st;
         return 0;
@@ -278,6 +303,8 @@ int green_waitpid(pid_t pid, int *status, double timeout)
     if (r != 0) {
         err = r < 0 ? errno : 0;
         green__waitlist_remove(&w);
+        if (!err)
+            hand_over(&slots[SIGCHLD], pid, st, 0);
         slot_update(h, SIGCHLD);
         if (err)
             return green__fail(err);

@@ -95,27 +95,24 @@ static int storage_grow(green_queue_t *q)
             return ENOMEM;
         q->heap = heap;
     } else {
-        /* Unwrap the ring into the new buffer, oldest first. */
-        void **ring = malloc(ncap * sizeof *ring);
+        /* realloc (mremap for big rings: no copy), then the part that had
+         * wrapped round, [0, head), moves up behind the rest. The ring is
+         * full when it grows, so the items then sit at [head, head + cap). */
+        void **ring = realloc(q->ring, ncap * sizeof *ring);
         if (!ring)
             return ENOMEM;
-        for (size_t i = 0; i < q->count; i++)
-            ring[i] = q->ring[(q->head + i) & (q->cap - 1)];
-        free(q->ring);
+        if (q->head)
+            memcpy(ring + q->cap, ring, q->head * sizeof *ring);
         q->ring = ring;
-        q->head = 0;
     }
     q->cap = ncap;
     return 0;
 }
 
-/* Adds an item; the caller has made sure there is a free slot. */
-static void storage_push(green_queue_t *q, void *item)
+/* The heap's side of storage_push (kept out of line: the ring's is the hot
+ * path). */
+static __attribute__((noinline)) void heap_push(green_queue_t *q, void *item)
 {
-    if (q->kind != KIND_PRIORITY) {
-        q->ring[(q->head + q->count++) & (q->cap - 1)] = item;
-        return;
-    }
     struct prio_entry e = {item, q->seq++};
     size_t i = q->count++;
     while (i > 0) {
@@ -126,6 +123,15 @@ static void storage_push(green_queue_t *q, void *item)
         i = parent;
     }
     q->heap[i] = e;
+}
+
+/* Adds an item; the caller has made sure there is a free slot. */
+static inline void storage_push(green_queue_t *q, void *item)
+{
+    if (GREEN__LIKELY(q->kind != KIND_PRIORITY))
+        q->ring[(q->head + q->count++) & (q->cap - 1)] = item;
+    else
+        heap_push(q, item);
 }
 
 /* The item a get would take now (count > 0). */
@@ -141,32 +147,37 @@ static void *storage_front(const green_queue_t *q)
     }
 }
 
+/* The heap's side of storage_pop. */
+static __attribute__((noinline)) void *heap_pop(green_queue_t *q)
+{
+    void *item = q->heap[0].item;
+    struct prio_entry last = q->heap[--q->count];
+    size_t n = q->count, i = 0;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n)
+            break;
+        if (child + 1 < n && prio_before(q, &q->heap[child + 1], &q->heap[child]))
+            child++;
+        if (!prio_before(q, &q->heap[child], &last))
+            break;
+        q->heap[i] = q->heap[child];
+        i = child;
+    }
+    if (n > 0)
+        q->heap[i] = last;
+    return item;
+}
+
 /* Removes and returns the item a get takes (count > 0). */
-static void *storage_pop(green_queue_t *q)
+static inline void *storage_pop(green_queue_t *q)
 {
     void *item;
     switch (q->kind) {
     case KIND_LIFO:
         return q->ring[(q->head + --q->count) & (q->cap - 1)];
-    case KIND_PRIORITY: {
-        item = q->heap[0].item;
-        struct prio_entry last = q->heap[--q->count];
-        size_t n = q->count, i = 0;
-        for (;;) {
-            size_t child = 2 * i + 1;
-            if (child >= n)
-                break;
-            if (child + 1 < n && prio_before(q, &q->heap[child + 1], &q->heap[child]))
-                child++;
-            if (!prio_before(q, &q->heap[child], &last))
-                break;
-            q->heap[i] = q->heap[child];
-            i = child;
-        }
-        if (n > 0)
-            q->heap[i] = last;
-        return item;
-    }
+    case KIND_PRIORITY:
+        return heap_pop(q);
     default:
         item = q->ring[q->head];
         q->head = (q->head + 1) & (q->cap - 1);
@@ -265,6 +276,36 @@ static inline void show_peekers(green_queue_t *q, void *item)
     }
 }
 
+/*
+ * The waiting halves of put and get live in functions of their own, so that
+ * the paths that do not wait (the common case under load) stay small: no
+ * waiter on their stack, few registers to save.
+ */
+static __attribute__((noinline)) int put_wait(green_queue_t *q, void *item, double timeout)
+{
+    /* A channel's blocked putter is the item on offer. (A full queue has
+     * no peekers: they wait only while it is empty.) */
+    show_peekers(q, item);
+    struct green__waiter w;
+    green__waiter_init(&w, "queue put", q);
+    w.value = item;
+    green__waitlist_push(&q->putters, &w);
+    int err = green__park(&w, timeout); /* 0: a getter took the item or moved it in */
+    return err ? green__fail(err) : 0;
+}
+
+static __attribute__((noinline)) int get_wait(green_queue_t *q, void **item, double timeout)
+{
+    struct green__waiter w;
+    green__waiter_init(&w, "queue get", q);
+    green__waitlist_push(&q->getters, &w);
+    int err = green__park(&w, timeout); /* 0: a putter handed us w.value */
+    if (err)
+        return green__fail(err);
+    *item = w.value;
+    return 0;
+}
+
 int green_queue_put(green_queue_t *q, void *item, double timeout)
 {
     if (!q)
@@ -293,15 +334,7 @@ int green_queue_put(green_queue_t *q, void *item, double timeout)
     }
     if (timeout == 0)
         return green__fail(EAGAIN);
-    /* A channel's blocked putter is the item on offer. (A full queue has
-     * no peekers: they wait only while it is empty.) */
-    show_peekers(q, item);
-    struct green__waiter w;
-    green__waiter_init(&w, "queue put", q);
-    w.value = item;
-    green__waitlist_push(&q->putters, &w);
-    err = green__park(&w, timeout); /* 0: a getter took the item or moved it in */
-    return err ? green__fail(err) : 0;
+    return put_wait(q, item, timeout);
 }
 
 int green_queue_get(green_queue_t *q, void **item, double timeout)
@@ -334,14 +367,7 @@ int green_queue_get(green_queue_t *q, void **item, double timeout)
         return green__fail(EPIPE);
     if (timeout == 0)
         return green__fail(EAGAIN);
-    struct green__waiter w;
-    green__waiter_init(&w, "queue get", q);
-    green__waitlist_push(&q->getters, &w);
-    err = green__park(&w, timeout); /* 0: a putter handed us w.value */
-    if (err)
-        return green__fail(err);
-    *item = w.value;
-    return 0;
+    return get_wait(q, item, timeout);
 }
 
 int green_queue_peek(green_queue_t *q, void **item, double timeout)

@@ -92,11 +92,11 @@ struct task {
 };
 
 struct worker {
-    pid_t    pid;
-    int      task_fd;   /* parent -> worker */
-    int      reply_fd;  /* worker -> parent */
-    green_queue_t *tasks;  /* the pool's */
-    green_t *feeder;
+    pid_t          pid;
+    int            task_fd;   /* parent -> worker */
+    int            reply_fd;  /* worker -> parent */
+    green_queue_t *tasks;     /* the pool's */
+    green_t       *feeder;
 };
 
 struct pool {
@@ -155,7 +155,7 @@ __attribute__((noreturn)) static void worker_main(int task_fd, int reply_fd)
 /* ------------------------------------------------------------------------ */
 
 /* Cooperative read of exactly n bytes; false on EOF or error. */
-static bool green_read_full(int fd, void *buf, size_t n)
+static bool coop_read_full(int fd, void *buf, size_t n)
 {
     size_t got = 0;
     while (got < n) {
@@ -176,7 +176,7 @@ static void *feeder(void *arg)
         struct task *t = item;
         struct reply rep;
         if (green_write_all(w->task_fd, &t->req, sizeof t->req, GREEN_FOREVER) < 0 ||
-            !green_read_full(w->reply_fd, &rep, sizeof rep)) {
+            !coop_read_full(w->reply_fd, &rep, sizeof rep)) {
             /* The worker is gone (terminated while it worked). */
             green_result_fail(t->result, EPIPE);
             break;

@@ -15,7 +15,7 @@
  * Every test ends with green_wait: every greenlet, the curl driver included,
  * has finished.
  */
-#define _GNU_SOURCE /* memmem, pthread_tryjoin_np */
+#define _GNU_SOURCE /* memmem, strcasestr, pthread_tryjoin_np */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <ev.h>
@@ -258,7 +258,7 @@ static void respond(int fd, int code, const void *body, size_t n)
     char head[256];
     int hl = snprintf(head, sizeof head,
                       "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n\r\n",
-                      code, code == 200 ? "OK" : "Not Found", n);
+                      code, code == 200 ? "OK" : code == 404 ? "Not Found" : "Not Allowed", n);
     if (green_write_all(fd, head, (size_t)hl, -1) < 0)
         return;
     green_write_all(fd, body, n, -1);
@@ -283,18 +283,39 @@ static void serve(int fd, void *ud)
             have += (size_t)r;
         }
         ts->nreqs++;
-        char path[256] = "";
-        sscanf(buf, "GET %255s", path);
+        char method[16] = "", path[256] = "";
+        sscanf(buf, "%15s %255s", method, path);
+        size_t body = 0;
+        *end = '\0';
+        char *cl = strcasestr(buf, "\r\nContent-Length:");
+        if (cl)
+            body = strtoul(cl + 17, NULL, 10);
         size_t used = (size_t)(end + 4 - buf);
         memmove(buf, buf + used, have - used);
         have -= used;
+        while (body > 0) { /* a request body: read and dropped */
+            if (have == 0) {
+                ssize_t r = green_read(fd, buf, sizeof buf, -1);
+                if (r <= 0)
+                    return;
+                have = (size_t)r;
+            }
+            size_t n = body < have ? body : have;
+            memmove(buf, buf + n, have - n);
+            have -= n;
+            body -= n;
+        }
+        if (strcmp(method, "GET") != 0) {
+            respond(fd, 405, "not allowed\n", 12);
+            continue;
+        }
         int ms;
         if (sscanf(path, "/slow/%d", &ms) == 1) {
             if (green_sleep(ms / 1000.0) < 0)
                 return;
-            char body[64];
-            int n = snprintf(body, sizeof body, "slow %d\n", ms);
-            respond(fd, 200, body, (size_t)n);
+            char text[64];
+            int n = snprintf(text, sizeof text, "slow %d\n", ms);
+            respond(fd, 200, text, (size_t)n);
             continue;
         }
         char file[512];
@@ -493,7 +514,8 @@ START_TEST(curl_get_small)
     size_t n = small_content(7, want, sizeof want);
     ck_assert_uint_eq(b.len, n);
     ck_assert(memcmp(b.data, want, n) == 0);
-    /* The driver took the handle out and finished before we resumed. */
+    /* The driver took the last handle out and finished before we resumed:
+     * a thread that ends now leaves no greenlet behind. */
     if (!g_files)
         ck_assert_uint_eq(green_count(), 0);
     curl_easy_cleanup(e);
@@ -863,6 +885,169 @@ START_TEST(curl_kill_while_callback_runs)
 }
 END_TEST
 
+/* Every kind of callback, noting which greenlet runs it. */
+struct who {
+    green_t *performer;
+    int      calls[4], on_driver[4], on_performer[4]; /* read, header, write, progress */
+    size_t   sent;
+};
+
+static void note(struct who *w, int kind)
+{
+    green_t *g = green_current();
+    w->calls[kind]++;
+    w->on_performer[kind] += g == w->performer;
+    w->on_driver[kind] += strcmp(green_name(g), "curl driver") == 0;
+}
+
+static size_t who_read(char *p, size_t size, size_t nmemb, void *ud)
+{
+    struct who *w = ud;
+    note(w, 0);
+    static const char body[] = "name=libgreen&kind=greenlets";
+    size_t n = sizeof body - 1 - w->sent;
+    if (n > size * nmemb)
+        n = size * nmemb;
+    memcpy(p, body + w->sent, n);
+    w->sent += n;
+    return n;
+}
+
+static size_t who_header(char *p, size_t size, size_t nmemb, void *ud)
+{
+    (void)p;
+    note(ud, 1);
+    return size * nmemb;
+}
+
+static size_t who_write(char *p, size_t size, size_t nmemb, void *ud)
+{
+    (void)p;
+    note(ud, 2);
+    return size * nmemb;
+}
+
+static int who_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)a, (void)b, (void)c, (void)d;
+    note(ud, 3);
+    return 0;
+}
+
+static void *who_main(void *arg)
+{
+    struct who *w = arg;
+    char url[128];
+    url_of(url, sizeof url, g_port, "/hello.txt");
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 28L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, who_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, w);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, who_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, w);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, who_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, who_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, w);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    ck_assert_int_eq(green_curl_perform(e), CURLE_OK);
+    ck_assert_int_gt(status_of(e), 0); /* nginx: 405, a POST to a file */
+    curl_easy_cleanup(e);
+    return NULL;
+}
+
+START_TEST(curl_callbacks_run_on_the_driver)
+{
+    struct who w = {0};
+    w.performer = green_spawn(who_main, &w);
+    ck_assert_int_eq(green_join(w.performer, 10), 0);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_msg(w.calls[k] > 0, "callback %d never ran", k);
+        ck_assert_int_eq(w.on_performer[k], 0);
+        ck_assert_int_eq(w.on_driver[k], w.calls[k]);
+    }
+    ck_assert_uint_eq(w.sent, 28);
+    green_release(w.performer);
+    assert_all_done();
+}
+END_TEST
+
+/* curl's own timeouts run on the multi's timer callback. */
+START_TEST(curl_own_timeout)
+{
+    struct tserver slow;
+    tserver_start(&slow);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/5000", slow.port);
+    struct buf b = {0};
+    CURL *e = easy_new(url, &b);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 200L);
+    double t0 = tu_now();
+    ck_assert_int_eq(green_curl_perform(e), CURLE_OPERATION_TIMEDOUT);
+    ck_assert_elapsed(t0, 0.19, RUNNING_ON_VALGRIND ? 3 : 1);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 0L);
+    assert_reusable(e, &b);
+    curl_easy_cleanup(e);
+    free(b.data);
+    tserver_stop(&slow);
+    assert_all_done();
+}
+END_TEST
+
+/* Transfers started while the driver is held up in a callback wait for it,
+ * and one killed meanwhile never starts. */
+START_TEST(curl_start_while_callback_blocks)
+{
+    struct tserver slow;
+    tserver_start(&slow);
+    char url[128];
+    url_of(url, sizeof url, g_port, "/hello.txt");
+    struct blocking bl = {.block = 0.3};
+    CURL *blocker = curl_easy_init();
+    curl_easy_setopt(blocker, CURLOPT_URL, url);
+    curl_easy_setopt(blocker, CURLOPT_WRITEFUNCTION, blocking_write);
+    curl_easy_setopt(blocker, CURLOPT_WRITEDATA, &bl);
+    struct performer pb = {.easy = blocker};
+    green_t *gb = green_spawn(perform_main, &pb);
+    for (int i = 0; i < 500 && bl.calls == 0; i++)
+        green_sleep(0.01);
+    ck_assert_uint_eq(bl.calls, 1); /* the driver is inside curl, held up */
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/10", slow.port);
+    struct buf b1 = {0}, b2 = {0};
+    CURL *e1 = easy_new(url, &b1), *e2 = easy_new(url, &b2);
+    struct performer p1 = {.easy = e1}, p2 = {.easy = e2};
+    double t0 = tu_now();
+    green_t *g1 = green_spawn(perform_main, &p1);
+    green_t *g2 = green_spawn(perform_main, &p2);
+    green_sleep(0.05);
+    ck_assert_int_eq(slow.nconns, 0); /* queued, not started */
+    ck_assert_int_eq(green_kill(g2, 1), 0);
+    ck_assert_int_eq(p2.rc, CURLE_ABORTED_BY_CALLBACK);
+    ck_assert_elapsed(t0, 0, 0.25); /* at once, while the callback still blocks */
+    ck_assert_int_eq(green_join(g1, 5), 0);
+    ck_assert_int_eq(p1.rc, CURLE_OK);
+    ck_assert_uint_eq(b1.len, 8);
+    ck_assert_int_eq(green_join(gb, 5), 0);
+    ck_assert_int_eq(pb.rc, CURLE_OK);
+    ck_assert_int_eq(slow.nreqs, 1); /* the killed one never reached it */
+    ck_assert_int_eq(green_curl_perform(e2), CURLE_OK);
+    ck_assert_uint_eq(b2.len, 8);
+    green_release(gb);
+    green_release(g1);
+    green_release(g2);
+    curl_easy_cleanup(blocker);
+    curl_easy_cleanup(e1);
+    curl_easy_cleanup(e2);
+    free(b1.data);
+    free(b2.data);
+    tserver_stop(&slow);
+    assert_all_done();
+}
+END_TEST
+
 struct nested {
     CURL    *other;
     CURLcode rc;
@@ -1032,6 +1217,9 @@ int main(void)
     tcase_add_test(tc, curl_not_started_when_killed_or_late);
     tcase_add_test(tc, curl_connection_refused);
     tcase_add_test(tc, curl_kill_while_callback_runs);
+    tcase_add_test(tc, curl_callbacks_run_on_the_driver);
+    tcase_add_test(tc, curl_own_timeout);
+    tcase_add_test(tc, curl_start_while_callback_blocks);
     tcase_add_test(tc, curl_perform_from_callback);
     tcase_add_test(tc, curl_perform_from_hub);
     tcase_add_test(tc, curl_same_handle_twice);

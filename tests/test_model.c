@@ -25,8 +25,10 @@
  *     two owners, the pool never more running members than its size.
  *
  * Each run prints "model seed: N". GREEN_TEST_SEED=N replays one seed; by
- * default a few fixed seeds and one time-based seed run. Every loop is
- * bounded by a count and the chaos driver also by wall time.
+ * default a few fixed seeds and one time-based seed run. A seed replays the
+ * exact layer step for step; in chaos it replays the same random choices,
+ * but the timers that fire between them depend on the machine's speed. Every
+ * loop is bounded by a count and the chaos driver also by wall time.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -923,8 +925,11 @@ struct item_info {
 
 enum role { R_PRODUCER, R_CONSUMER, R_SEM, R_LOCK, NROLES };
 
+/* Ids: 0 is the driver as a consumer; 1..NQ the driver as a producer, one
+ * per queue (each producer id puts into one queue only, so that the order
+ * checks compare items of one queue); workers come after. */
 struct worker {
-    int       id; /* 1..; 0 is the driver */
+    int       id;
     enum role role;
     int       qi;
     int       nops;
@@ -949,7 +954,7 @@ static struct chaos {
     struct consumption *log;
     int                nlog;
     int                next_worker;
-    int                driver_seq;
+    int                driver_seq[NQ];
     int                sem_holders;
     int                lock_owner, lock_depth;
     int                pool_running, pool_running_max;
@@ -1282,6 +1287,7 @@ START_TEST(chaos)
 {
     seed_start(_i, "chaos");
     memset(&C, 0, sizeof C);
+    C.next_worker = NQ;
     C.items = calloc(MAX_ITEMS, sizeof *C.items);
     C.log = calloc(MAX_ITEMS, sizeof *C.log);
     ck_assert(C.items && C.log);
@@ -1319,7 +1325,7 @@ START_TEST(chaos)
             /* The driver's own calls, never waiting. */
             int qi = (int)rnd(NQ);
             if (chance(50)) {
-                chaos_put(NULL, qi, new_item(qi, 0, C.driver_seq++), 0, false);
+                chaos_put(NULL, qi, new_item(qi, 1 + qi, C.driver_seq[qi]++), 0, false);
             } else {
                 void *v;
                 if (green_queue_get(C.q[qi], &v, 0) == 0)
@@ -1360,7 +1366,7 @@ START_TEST(chaos)
     ck_assert_int_eq(green_lock_release(C.lock), 0);
     ck_assert_int_eq(green_wait(5), 0);
     printf("model chaos: %d steps' workers made %d calls, %d items, %d got, %d workers\n",
-           steps, C.ops, C.nitems, C.nlog, C.next_worker);
+           steps, C.ops, C.nitems, C.nlog, C.next_worker - NQ);
     fflush(stdout);
     for (int i = 0; i < NQ; i++)
         green_queue_free(C.q[i]);

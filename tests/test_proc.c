@@ -7,13 +7,14 @@
  * waiter, keeps its handler installed between waits (a signal then is not
  * fatal, and is kept for the next wait), and a signal belongs to one hub.
  *
- * Children are forked by the tests and end with _exit, so they never run
- * Check's code; each child either exits after a delay or when told to
- * through a pipe, which keeps the orderings the tests rely on deterministic.
+ * Children are forked by the tests and end by exec'ing `sh -c "exit N"`, so
+ * they never run Check's code (nor, under valgrind, a leak check of their
+ * own); most exit when told to through a pipe rather than after a delay,
+ * which keeps the orderings the tests rely on deterministic on a loaded
+ * machine.
  */
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -192,6 +193,31 @@ START_TEST(waitpid_child_exited_before_the_call)
 }
 END_TEST
 
+START_TEST(waitpid_child_ending_at_the_call)
+{
+    /* Children that end while green_waitpid is starting its watcher: one
+     * whose SIGCHLD came just before the watcher must still be seen (a
+     * wait that missed it would run out of time). Natively the children
+     * _exit at once, to hit the window often; under valgrind they exec, so
+     * as not to run a leak check each. At most 4 s of them: fork is slow
+     * under sanitizers and on a loaded machine. */
+    int n = RUNNING_ON_VALGRIND ? 5 : 300;
+    double end = tu_now() + 4;
+    for (int i = 0; i < n && (i < 5 || tu_now() < end); i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            if (RUNNING_ON_VALGRIND)
+                child_exit(i & 0x7f);
+            _exit(i & 0x7f);
+        }
+        int status = -1;
+        ck_assert_msg(green_waitpid(pid, &status, 2) == 0, "child %d: %s", i, strerror(errno));
+        ck_assert_int_eq(WEXITSTATUS(status), i & 0x7f);
+    }
+}
+END_TEST
+
 START_TEST(waitpid_status_may_be_null)
 {
     pid_t pid = child_after(0.05, 1);
@@ -323,6 +349,29 @@ START_TEST(waitpid_two_greenlets_one_child)
 }
 END_TEST
 
+START_TEST(waitpid_second_waiter_reaps_first)
+{
+    /* One greenlet waits for a child; the child ends and a second greenlet
+     * asks for it before the hub has handled the SIGCHLD: the second reaps
+     * it, and the first gets the same status rather than ECHILD. */
+    int tell;
+    pid_t pid = child_on_cue(14, &tell);
+    struct pid_wait a = {.pid = pid, .timeout = 10};
+    green_t *ga = green_spawn(pid_waiter, &a);
+    ck_assert_int_eq(green_sleep(0.02), 0);
+    cue(tell);
+    siginfo_t si;
+    ck_assert_int_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0); /* blocks the hub */
+    int status = -1;
+    ck_assert_int_eq(green_waitpid(pid, &status, 0), 0);
+    ck_assert_int_eq(WEXITSTATUS(status), 14);
+    ck_assert_int_eq(green_join(ga, 10), 0);
+    ck_assert_int_eq(a.rc, 0);
+    ck_assert_int_eq(WEXITSTATUS(a.status), 14);
+    green_release(ga);
+}
+END_TEST
+
 START_TEST(waitpid_leaves_other_children_alone)
 {
     /* The other child ends first, while green_waitpid waits with SIGCHLD
@@ -422,6 +471,38 @@ START_TEST(waitpid_with_sigchld_ignored)
     green_release(c);
     ck_assert_int_eq(WEXITSTATUS(status), 8);
     ck_assert_ptr_eq((void *)sigchld_now().sa_handler, (void *)SIG_IGN);
+}
+END_TEST
+
+START_TEST(waitpid_with_sigchld_blocked)
+{
+    /* A program that blocks SIGCHLD (to sigwait for it, say) still gets its
+     * green_waitpid, and finds SIGCHLD blocked again afterwards, with the
+     * notification for its own child that ended meanwhile pending. */
+    sigset_t chld, mask;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &chld, NULL), 0);
+    int tell, tell_b;
+    pid_t pid = child_on_cue(12, &tell);
+    pid_t b = child_on_cue(13, &tell_b);
+    struct pid_wait w = {.pid = pid, .timeout = 10};
+    green_t *g = green_spawn(pid_waiter, &w);
+    ck_assert_int_eq(green_sleep(0.05), 0);
+    cue(tell_b);
+    wait_zombie(b);
+    cue(tell);
+    ck_assert_int_eq(green_join(g, 10), 0);
+    green_release(g);
+    ck_assert_int_eq(w.rc, 0);
+    ck_assert_int_eq(WEXITSTATUS(w.status), 12);
+    ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, NULL, &mask), 0);
+    ck_assert(sigismember(&mask, SIGCHLD));
+    struct timespec zero = {0, 0};
+    ck_assert_int_eq(sigtimedwait(&chld, NULL, &zero), SIGCHLD);
+    int status;
+    ck_assert_int_eq(waitpid(b, &status, WNOHANG), b);
+    ck_assert_int_eq(WEXITSTATUS(status), 13);
 }
 END_TEST
 
@@ -682,6 +763,7 @@ int main(void)
     tcase_set_timeout(tw, RUNNING_ON_VALGRIND ? 120 : 20);
     tcase_add_test(tw, waitpid_child_exits_later);
     tcase_add_test(tw, waitpid_child_exited_before_the_call);
+    tcase_add_test(tw, waitpid_child_ending_at_the_call);
     tcase_add_test(tw, waitpid_status_may_be_null);
     tcase_add_test(tw, waitpid_not_a_child);
     tcase_add_test(tw, waitpid_bad_pid);
@@ -689,9 +771,11 @@ int main(void)
     tcase_add_test(tw, waitpid_killed_while_waiting);
     tcase_add_test(tw, waitpid_two_greenlets_two_children);
     tcase_add_test(tw, waitpid_two_greenlets_one_child);
+    tcase_add_test(tw, waitpid_second_waiter_reaps_first);
     tcase_add_test(tw, waitpid_leaves_other_children_alone);
     tcase_add_test(tw, waitpid_restores_the_programs_handler);
     tcase_add_test(tw, waitpid_with_sigchld_ignored);
+    tcase_add_test(tw, waitpid_with_sigchld_blocked);
     tcase_add_test(tw, waitpid_from_two_threads);
     suite_add_tcase(s, tw);
     TCase *ts = tcase_create("signal");

@@ -575,14 +575,26 @@ START_TEST(server_emfile_backs_off)
     ck_assert_msg(cpu < 0.2, "%.3f s of CPU in 0.5 s: the acceptor spins", cpu);
     ck_assert_int_eq(seen.handled, 0);
     /* Descriptors free again: the connection is served after the back-off
-     * (1 s at most). */
+     * (1 s at most). Under valgrind, which enforces the lowered limit
+     * itself, accept4 has already taken the connection from the kernel and
+     * valgrind closed it again: there the first client may see the end of
+     * file instead, and a second one shows that the server came back. */
     for (int i = 0; i < nhogs; i++)
         close(hogs[i]);
     close(devnull);
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
     char buf[16];
-    ck_assert_int_eq(read_to_eof(c, buf, sizeof buf, 3.0), 8);
-    ck_assert_elapsed(t0, 0.5, 3.0);
+    ssize_t got = read_to_eof(c, buf, sizeof buf, 3.0);
+    if (RUNNING_ON_VALGRIND && got == 0) {
+        green_close(c);
+        c = connect_loopback(port);
+        ck_assert_int_ge(c, 0);
+        got = read_to_eof(c, buf, sizeof buf, 3.0);
+    } else {
+        ck_assert_elapsed(t0, 0.5, 3.0);
+    }
+    ck_assert_int_eq(got, 8);
+    ck_assert_int_eq(memcmp(buf, "hello 0\n", 8), 0);
     ck_assert_int_eq(seen.handled, 1);
     green_close(c);
     ck_assert_int_eq(green_server_stop(s, 1.0), 0);

@@ -40,7 +40,7 @@ START_TEST(sleep_times_out)
     double t1 = tu_now();
     ck_assert_fails(green_sleep(5.0), ETIMEDOUT);
     ck_assert_fails(green_sleep(0.001), ETIMEDOUT);
-    ck_assert_elapsed(t1, 0, 0.1);
+    ck_assert_elapsed(t1, 0, 0.5);
     ck_assert(green_timeout_cancel(&t));
     /* Cancelled: sleeping works again. */
     ck_assert_int_eq(green_sleep(0.01), 0);
@@ -70,7 +70,7 @@ START_TEST(nonpositive_expires_at_once)
         green_timeout_start(&t, secs[i]);
         double t0 = tu_now();
         ck_assert_fails(green_sleep(1.0), ETIMEDOUT);
-        ck_assert_elapsed(t0, 0, 0.1);
+        ck_assert_elapsed(t0, 0, 0.5);
         ck_assert(green_timeout_cancel(&t));
     }
 }
@@ -114,7 +114,7 @@ START_TEST(never_fires_while_running)
     /* A call that would have to wait fails at once. */
     double t0 = tu_now();
     ck_assert_fails(green_sleep(1.0), ETIMEDOUT);
-    ck_assert_elapsed(t0, 0, 0.1);
+    ck_assert_elapsed(t0, 0, 0.5);
     ck_assert(green_timeout_cancel(&t));
     green_release(g);
 }
@@ -256,14 +256,14 @@ static void *fn_ignore_kill(void *arg)
 
 START_TEST(kill_wait_times_out)
 {
-    green_t *g = green_spawn(fn_ignore_kill, (void *)(intptr_t)300);
+    green_t *g = green_spawn(fn_ignore_kill, (void *)(intptr_t)1000);
     green_yield();
     green_timeout_t t;
     double t0 = tu_now();
     green_timeout_start(&t, 0.03);
     green_yield(); /* yields are never cut short */
     ck_assert_fails(green_kill(g, GREEN_FOREVER), ETIMEDOUT);
-    ck_assert_elapsed(t0, 0.025, 0.28);
+    ck_assert_elapsed(t0, 0.025, 0.9);
     ck_assert(green_killed(g));
     ck_assert(green_timeout_cancel(&t));
     ck_assert_int_eq(green_join(g, 5.0), 0);
