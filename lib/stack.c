@@ -49,6 +49,7 @@
 #include <valgrind/valgrind.h>
 #else
 #define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#define RUNNING_ON_VALGRIND 0
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #endif
 
@@ -148,6 +149,10 @@ static void stack_init(void)
         else
             fprintf(stderr, "libgreen: ignoring GREEN_STACK_SIZE=%s (16k to 1024m)\n", env);
     }
+    /* valgrind does not know guard markers: its leak check would read them
+     * as memory and fault on every page. mprotect guards it does know. */
+    if (RUNNING_ON_VALGRIND)
+        atomic_store(&guard_mode, 2);
     /* Published last: a thread that sees it skips this function. */
     __atomic_store_n(&default_size, size, __ATOMIC_RELEASE);
 }
@@ -200,7 +205,9 @@ static struct green__stack_pool *pool_for(struct green_hub *h, size_t size)
         return NULL;
     p->size = size;
     p->slot_size = size + GUARD_SIZE;
-    size_t n = CHUNK_BYTES / p->slot_size;
+    /* Under valgrind, whose leak check reads every mapped page, a stack
+     * per mapping keeps that scan to the stacks in use. */
+    size_t n = RUNNING_ON_VALGRIND ? 1 : CHUNK_BYTES / p->slot_size;
     p->per_chunk = n < 1 ? 1 : n > SLOTS_MAX ? SLOTS_MAX : (unsigned)n;
     p->next = h->pools;
     h->pools = p;
