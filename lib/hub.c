@@ -377,11 +377,10 @@ int green_wait(double timeout)
         return green__fail(err);
     if (h->current != &h->main)
         return green__fail(EDEADLK); /* it would wait for itself to finish */
-    if (timeout == 0) {
-        if (h->count == 0 && h->nactive == 0 && !h->user_loop && !h->rq_head)
-            return 0;
+    if (h->count == 0 && h->nactive == 0 && !h->user_loop && !h->rq_head)
+        return 0; /* nothing left: done without waiting */
+    if (timeout == 0)
         return green__fail(EAGAIN);
-    }
     struct green__waiter w;
     green__waiter_init(&w, "green_wait", NULL);
     ev_timer timer;

@@ -1200,9 +1200,9 @@ START_TEST(wait_for_everything)
     ck_assert_fails(green_wait(0.01), ETIMEDOUT);
     ck_assert_elapsed(t0, 0.008, 1.0);
     ck_assert_int_eq(green_wait(GREEN_FOREVER), 0);
-    ck_assert_elapsed(t0, 0.035, 2.0);
     ck_assert(green_ready(a));
     ck_assert(green_ready(b));
+    ck_assert_elapsed(t0, 0.025, 2.0);
     ck_assert_int_eq(green_count(), 0);
     ck_assert_int_eq(green_wait(0), 0);
     green_release(a);
@@ -1243,6 +1243,7 @@ START_TEST(wait_runs_user_watchers)
     struct user_timer u;
     memset(&u, 0, sizeof u);
     ev_timer_init(&u.timer, user_timer_cb, 0.05, 0.);
+    ev_now_update(loop); /* libev times a timer from the loop's cached now */
     u.t0 = tu_now();
     ev_timer_start(loop, &u.timer);
     ck_assert_int_eq(green_count(), 0);
@@ -1252,7 +1253,7 @@ START_TEST(wait_runs_user_watchers)
     ck_assert_ptr_nonnull(u.spawned);
     ck_assert_int_eq(u.spawn_flag, 1);
     ck_assert(green_ready(u.spawned));
-    ck_assert_elapsed(u.t0, 0.075, 2.0);
+    ck_assert_elapsed(u.t0, 0.07, 2.0);
     ck_assert(!ev_is_active(&u.timer));
     green_release(u.spawned);
 }

@@ -1368,6 +1368,10 @@ START_TEST(chaos)
     printf("model chaos: %d steps' workers made %d calls, %d items, %d got, %d workers\n",
            steps, C.ops, C.nitems, C.nlog, C.next_worker - NQ);
     fflush(stdout);
+    /* It did run: calls made, items through, pool members ran. */
+    ck_assert_int_gt(C.ops, scaled(2500));
+    ck_assert_int_gt(C.nlog, scaled(500));
+    ck_assert_int_ge(C.pool_running_max, 1);
     for (int i = 0; i < NQ; i++)
         green_queue_free(C.q[i]);
     green_sem_free(C.sem);

@@ -792,8 +792,12 @@ START_TEST(million_concurrent_greenlets)
     long maps = map_count(), limit = max_map_count();
     fprintf(stderr, "%zu blocked greenlets: %.2f s, maps %ld -> %ld (max %ld), VmRSS %ld KiB\n",
             n, t_started, maps_before, maps, limit, rss_kib());
-    ck_assert_msg(maps < limit / 4, "%ld map entries for %zu greenlets (max_map_count %ld)", maps,
-                  n, limit);
+    /* Under valgrind the library gives each stack a mapping of its own with
+     * mprotect guards (two entries each), which valgrind understands; the
+     * ten thousand greenlets it runs there must still fit. */
+    long bound = RUNNING_ON_VALGRIND ? limit - limit / 8 : limit / 4;
+    ck_assert_msg(maps < bound, "%ld map entries for %zu greenlets (max_map_count %ld)", maps, n,
+                  limit);
     ck_assert(!green_ready(sleepers[0]) && !green_ready(sleepers[nsleep - 1]));
     ck_assert(!green_ready(waiters[0]) && !green_ready(waiters[nwait - 1]));
     ck_assert_uint_lt(green_id(sleepers[0]), green_id(waiters[nwait - 1]));

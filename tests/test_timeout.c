@@ -106,7 +106,6 @@ START_TEST(never_fires_while_running)
     ck_assert_ptr_eq(r, (void *)(intptr_t)3);
     ck_assert_int_eq(green_joinall(&g, 1, GREEN_FOREVER), 0);
     ck_assert_int_eq(green_kill(g, GREEN_FOREVER), 0); /* finished: no-op */
-    ck_assert_int_eq(green_wait(GREEN_FOREVER), 0);    /* nothing left */
     green_iwait_t *it = green_iwait_new(&g, 1);
     ck_assert_ptr_eq(green_iwait_next(it, GREEN_FOREVER), g);
     ck_assert_null_errno(green_iwait_next(it, GREEN_FOREVER), ENOENT);
@@ -117,6 +116,28 @@ START_TEST(never_fires_while_running)
     ck_assert_elapsed(t0, 0, 0.5);
     ck_assert(green_timeout_cancel(&t));
     green_release(g);
+}
+END_TEST
+
+START_TEST(wait_with_nothing_left_after_expiry)
+{
+    /* green_wait with nothing left to run completes without waiting, so an
+     * expired timeout does not fail it. */
+    green_t *g = green_spawn(fn_return_arg, NULL);
+    ck_assert_int_eq(green_join(g, GREEN_FOREVER), 0);
+    green_release(g);
+    green_timeout_t t;
+    green_timeout_start(&t, 0);
+    ck_assert_int_eq(green_wait(0), 0);
+    errno = 0;
+    int rc = green_wait(GREEN_FOREVER);
+    ck_assert_msg(rc == 0, "green_wait(FOREVER) with nothing left, timeout expired: %d errno %d",
+                  rc, errno);
+    errno = 0;
+    rc = green_wait(1.0);
+    ck_assert_msg(rc == 0, "green_wait(1.0) with nothing left, timeout expired: %d errno %d", rc,
+                  errno);
+    ck_assert(green_timeout_cancel(&t));
 }
 END_TEST
 
@@ -358,6 +379,7 @@ static Suite *timeout_suite(void)
     tcase_add_test(tc, nonpositive_expires_at_once);
     tcase_add_test(tc, cancel_true_iff_expired_even_without_blocking);
     tcase_add_test(tc, never_fires_while_running);
+    tcase_add_test(tc, wait_with_nothing_left_after_expiry);
     tcase_add_test(tc, misuse);
     suite_add_tcase(s, tc);
 

@@ -65,7 +65,7 @@ pkgv() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?"; }
 echo "- machine: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs, Linux $(uname -r)"
 echo "- libcurl $(pkgv libcurl4-openssl-dev), libev $(pkgv libev-dev), nginx $(pkgv nginx-common), gevent $(pkgv python3-gevent), requests $(pkgv python3-requests)"
 
-for p in rawmulti threads gevent; do rm -f "$O/status/$p"; done
+for p in rawmulti threads gevent; do rm -f "$O/status/$p"; done # libgreen: never marked
 if [ -z "$BENCH_PY" ]; then
     bench_peer_status gevent "skipped (not installed)"
     echo "peer gevent: skipped (not installed)"
@@ -174,16 +174,20 @@ bench_section "1. $N GETs of a small file from nginx, $CONC at once, keep-alive 
 echo "Each program first makes one warm-up GET per client (to open its keep-alive connection), then"
 echo "times $N GETs; each invocation reports the median of $RUNS runs, and the figures below are"
 echo "medians over the interleaved invocations. Every C client sets CURLOPT_NOSIGNAL (the thread"
-echo "pool must). Clients pinned to CPU $client_cpu, nginx (one process) ${NGINX_PIN:+to CPU $server_cpu}${NGINX_PIN:-unpinned}."
-echo "CPU µs per GET is the client's own user+system time over the timed GETs."
+nginx_where="unpinned"
+[ -n "$NGINX_PIN" ] && nginx_where="pinned to CPU $server_cpu"
+echo "pool must). Clients pinned to CPU $client_cpu, nginx (one process) $nginx_where."
+echo "CPU µs per GET is the client's own user+system time over the timed GETs; \"on CPU time\""
+echo "compares GETs per second of that CPU time, which other processes do not inflate."
 echo
 
 if [ -z "$NGINX" ]; then
-    echo "nginx: skipped (not installed)"
-    for p in libgreen rawmulti threads gevent; do bench_peer_status "$p" "skipped (not installed: nginx)"; done
+    # Every row needs the server: none is printed (and none is missed).
+    echo "nginx (the server of every row): skipped (not installed)"
+    bench_finish
 elif ! nginx_start; then
-    for p in rawmulti threads gevent; do bench_peer_status "$p" "skipped (nginx did not start)"; done
     BENCH_ERRORS=$((BENCH_ERRORS + 1))
+    bench_finish
 else
     echo "nginx: $NGINX, pid $NGINX_PID, $URL"
     echo
@@ -199,7 +203,19 @@ else
 fi
 
 # A requests/s row: higher is better, so the target is a minimum of
-# libgreen/peer (lib.sh's kinds are for times, where lower is better).
+# libgreen/peer (lib.sh's kinds are for times, where lower is better). The
+# last column compares the requests per second of each client's own CPU time
+# (KEY@cpu), which other processes on the machine do not inflate.
+curl_verdict() { # LG PEER MIN
+    if [ -z "$1" ]; then
+        echo "MISS (no result)"
+    elif [ -z "$2" ]; then
+        echo "n/a"
+    else
+        awk -v l="$1" -v p="$2" -v m="$3" 'BEGIN { print (l / p >= m) ? "PASS" : "MISS" }'
+    fi
+}
+
 curl_row() { # METRIC LG_KEY PEER_LABEL PEER PEER_KEY [MIN_RATIO]
     _lg=$(bench_get "$2")
     _pv=$(bench_get "$5")
@@ -215,24 +231,29 @@ curl_row() { # METRIC LG_KEY PEER_LABEL PEER PEER_KEY [MIN_RATIO]
     fi
     _r1=$(bench_ratio "$_lg" "$_pv")
     _r2=$(bench_ratio "$_pv" "$_lg")
+    _cl=$(bench_get "$2@cpu")
+    _cp=$(bench_get "$5@cpu")
+    _cc="—"
+    [ -n "$_cl" ] && _cc="$(bench_fmt "$_cl") vs $(bench_fmt "$_cp")"
+    [ -n "$_cl" ] && [ -n "$_cp" ] && _cc="$_cc, libgreen/peer $(bench_ratio "$_cl" "$_cp")"
     _tt="—"
     _v="—"
     if [ -n "$_min" ]; then
         _tt="≥ ${_min}× peer"
-        if [ -z "$_lg" ]; then
-            _v="MISS (no result)"
-        elif [ -z "$_pv" ]; then
-            _v="n/a: $_pf"
-        else
-            _v=$(awk -v l="$_lg" -v p="$_pv" -v m="$_min" 'BEGIN { print (l / p >= m) ? "PASS" : "MISS" }')
-        fi
+        _v=$(curl_verdict "$_lg" "$_pv" "$_min")
+        [ "$_v" = n/a ] && _v="n/a: $_pf"
         case $_v in MISS*) BENCH_MISSED=$((BENCH_MISSED + 1)) ;; esac
-        echo "| $1 | $3 | $_lf vs $_pf | ${_r1}× | $_tt | $_v |" >>"$BENCH_SUMMARY"
+        if [ -n "$_cl" ] && [ -n "$_cp" ]; then
+            _cv=$(curl_verdict "$_cl" "$_cp" "$_min")
+            case $_cv in MISS*) BENCH_MISSED_CPU=$((BENCH_MISSED_CPU + 1)) ;; esac
+            _cc="$_cc, $_cv"
+        fi
+        echo "| $1 | $3 | $_lf vs $_pf | libgreen/peer $_r1 | $_tt | $_v | $_cc |" >>"$BENCH_SUMMARY"
     fi
-    echo "| $1 | $_lf | $3 | $_pf | $_r1 | $_r2 | $_tt | $_v |"
+    echo "| $1 | $_lf | $3 | $_pf | $_r1 | $_r2 | $_tt | $_v | $_cc |"
 }
 
-bench_table_head
+bench_table_head cpu
 curl_row "GETs/s, 500 greenlets" curl_green_rps "raw curl_multi_socket_action loop on libev" rawmulti curl_raw_rps 0.9
 curl_row "GETs/s, 500 greenlets" curl_green_rps "16 threads x curl_easy_perform" threads curl_threads_rps 1.5
 curl_row "GETs/s, 500 greenlets" curl_green_rps "gevent + requests, 500 greenlets" gevent curl_gevent_rps

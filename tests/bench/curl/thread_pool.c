@@ -7,7 +7,9 @@
  *
  * Each run first makes one warm-up transfer per thread, then times N.
  * Prints "result curl_threads_rps <median requests/s>" and
- * "result curl_threads_cpu_us <median CPU µs per request>" (all threads).
+ * "result curl_threads_cpu_us <median CPU µs per request>" (all threads),
+ * and the requests per second of its CPU time as "result
+ * curl_threads_rps@cpu".
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -78,7 +80,7 @@ int main(int argc, char **argv)
         curl_easy_setopt(es[i], CURLOPT_WRITEFUNCTION, write_cb);
         curl_easy_setopt(es[i], CURLOPT_NOSIGNAL, 1L); /* required with threads */
     }
-    double rps[64], cpu[64];
+    double rps[64], rps_cpu[64], cpu[64];
     if (runs > 64)
         runs = 64;
     for (int r = 0; r < runs; r++) {
@@ -89,6 +91,7 @@ int main(int argc, char **argv)
         double dt = (bench_now_ns() - t0) / 1e9;
         rps[r] = (double)n / dt;
         cpu[r] = (cpu_us() - c0) / (double)n;
+        rps_cpu[r] = 1e6 / cpu[r];
         if (atomic_load(&errors)) {
             fprintf(stderr, "thread_pool: %ld failed transfers\n", atomic_load(&errors));
             return 1;
@@ -97,6 +100,7 @@ int main(int argc, char **argv)
     printf("# %ld GETs of %s per run, %ld threads, %zu bytes of bodies in all\n", n, url,
            nthreads, atomic_load(&bytes));
     bench_report_runs("curl_threads_rps", rps, runs, "requests/s");
+    bench_report_runs("curl_threads_rps@cpu", rps_cpu, runs, "requests per CPU second");
     bench_report_runs("curl_threads_cpu_us", cpu, runs, "CPU us per request");
     for (long i = 0; i < nthreads; i++)
         curl_easy_cleanup(es[i]);
