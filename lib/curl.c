@@ -22,13 +22,17 @@
  *
  * A performer (green_curl_perform) keeps its transfer record on its own
  * stack and parks through the one suspension primitive. It adds its handle
- * to the multi itself (adding runs none of the transfer's callbacks), and
- * takes it out itself once the driver has marked the transfer completed
- * (removing a completed transfer runs none either). The driver takes a
- * handle out only when the transfer is still under way: when its performer
- * was killed or timed out, which then waits, ignoring further kills and
- * timeouts, until the driver has done so, so that the handle is out of the
- * multi whenever green_curl_perform returns.
+ * to the multi itself (adding runs none of the transfer's callbacks). When
+ * the transfer completes, the driver marks it so and hands over to the
+ * performer at once (see handoff), which takes the handle out itself
+ * (removing a completed transfer runs no callback either) and typically
+ * adds its next transfer right away, as a raw multi loop re-adds a handle
+ * from its completion callback. The driver takes a handle out itself when
+ * it is the last one (so that it finishes before the performer resumes),
+ * and when the transfer is still under way: when its performer was killed
+ * or timed out, which then waits, ignoring further kills and timeouts,
+ * until the driver has done so, so that the handle is out of the multi
+ * whenever green_curl_perform returns.
  *
  * A transfer's callback may block (green_sleep...), and the driver is then
  * held up inside a curl call: meanwhile nobody else may call into the multi
@@ -38,9 +42,10 @@
  *
  * The driver finds a transfer from its easy handle through a small open-
  * addressing table keyed by the handle's address (CURLOPT_PRIVATE is the
- * user's, never touched): the records themselves live on the performers'
- * stacks, which all sit at the same offset of their 256 KiB stacks and so
- * compete for the same cache sets, so a lookup should not walk them.
+ * user's, never touched). The table holds the keys itself, so a lookup
+ * touches no record: the records live on the performers' stacks, each on a
+ * page of its own and all at about the same offset in it (so in the same
+ * L1 cache set), where walking them costs a miss each.
  *
  * Sockets are armed one-shot: the libev callback stops the socket's watcher
  * when it records an event, and the driver re-arms it after handing the

@@ -19,8 +19,14 @@
 # installed with apt-get first. Targets: libgreen >= 90 % of the raw multi
 # loop's requests/s, and >= 1.5x the thread pool's.
 #
-# Environment: CURL_N (GETs per run, default 20000), CURL_RUNS (runs per
-# invocation, default 3), plus lib.sh's BENCH_CPU, BENCH_TIMEOUT, BENCH_STRICT.
+# The C clients run in ROUNDS interleaved rounds (raw, libgreen, threads),
+# so that the machine's drifting load falls on all of them; a ratio is the
+# median of the ratios within each round, which a slow drift of the load
+# between rounds does not bias.
+#
+# Environment: CURL_N (GETs per run, default 20000), CURL_ROUNDS (default 5),
+# CURL_RUNS (runs per invocation, default 1), plus lib.sh's BENCH_CPU,
+# BENCH_TIMEOUT, BENCH_STRICT.
 set -u
 . "$(dirname "$0")/lib.sh"
 bench_init "${1:-build}"
@@ -30,7 +36,8 @@ S=$BENCH_SRC/curl
 N=${CURL_N:-20000}
 CONC=500
 THREADS=16
-RUNS=${CURL_RUNS:-3}
+RUNS=${CURL_RUNS:-1}
+ROUNDS=${CURL_ROUNDS:-5}
 
 echo
 echo "## HTTP client benchmark (libcurl)"
@@ -170,10 +177,24 @@ EOF
     return 1
 }
 
+# Per-round ratios: KEY's value from this round's run over PEER_KEY's,
+# recorded as "pair:KEY/PEER_KEY" (skipped if either run failed).
+round_begin() {
+    _round_lines=$(wc -l <"$BENCH_RESULTS")
+}
+round_pair() { # KEY PEER_KEY
+    _a=$(tail -n +$((_round_lines + 1)) "$BENCH_RESULTS" | awk -v k="$1" '$1 == k { v = $2 } END { print v }')
+    _b=$(tail -n +$((_round_lines + 1)) "$BENCH_RESULTS" | awk -v k="$2" '$1 == k { v = $2 } END { print v }')
+    if [ -n "$_a" ] && [ -n "$_b" ]; then
+        echo "pair:$1/$2 $(awk -v a="$_a" -v b="$_b" 'BEGIN { printf "%.6f", a / b }')" >>"$BENCH_RESULTS"
+    fi
+}
+
 bench_section "1. $N GETs of a small file from nginx, $CONC at once, keep-alive (requests/s)"
 echo "Each program first makes one warm-up GET per client (to open its keep-alive connection), then"
-echo "times $N GETs; each invocation reports the median of $RUNS runs, and the figures below are"
-echo "medians over the interleaved invocations. Every C client sets CURLOPT_NOSIGNAL (the thread"
+echo "times $N GETs ($RUNS run(s) per invocation). The C clients run in $ROUNDS interleaved rounds: the"
+echo "figures are medians over them, the ratios medians of the ratios within each round (which a"
+echo "drifting machine load does not bias). Every C client sets CURLOPT_NOSIGNAL (the thread"
 nginx_where="unpinned"
 [ -n "$NGINX_PIN" ] && nginx_where="pinned to CPU $server_cpu"
 echo "pool must). Clients pinned to CPU $client_cpu, nginx (one process) $nginx_where."
@@ -191,10 +212,17 @@ elif ! nginx_start; then
 else
     echo "nginx: $NGINX, pid $NGINX_PID, $URL"
     echo
-    for i in 1 2 3; do
+    r=1
+    while [ $r -le "$ROUNDS" ]; do
+        round_begin
         bench_run rawmulti "$O/curl_raw_multi" "$URL" "$N" $CONC "$RUNS"
         bench_run libgreen "$O/curl_green_get" "$URL" "$N" $CONC "$RUNS"
         bench_run threads "$O/curl_thread_pool" "$URL" "$N" $THREADS "$RUNS"
+        round_pair curl_green_rps curl_raw_rps
+        round_pair curl_green_rps curl_threads_rps
+        round_pair curl_green_rps@cpu curl_raw_rps@cpu
+        round_pair curl_green_rps@cpu curl_threads_rps@cpu
+        r=$((r + 1))
     done
     if bench_peer_ok gevent; then
         bench_run gevent "$BENCH_PY" "$S/gevent_requests.py" "$URL" "$N" $CONC 1
@@ -206,13 +234,11 @@ fi
 # libgreen/peer (lib.sh's kinds are for times, where lower is better). The
 # last column compares the requests per second of each client's own CPU time
 # (KEY@cpu), which other processes on the machine do not inflate.
-curl_verdict() { # LG PEER MIN
+curl_verdict() { # RATIO MIN
     if [ -z "$1" ]; then
         echo "MISS (no result)"
-    elif [ -z "$2" ]; then
-        echo "n/a"
     else
-        awk -v l="$1" -v p="$2" -v m="$3" 'BEGIN { print (l / p >= m) ? "PASS" : "MISS" }'
+        awk -v r="$1" -v m="$2" 'BEGIN { print (r >= m) ? "PASS" : "MISS" }'
     fi
 }
 
@@ -229,22 +255,30 @@ curl_row() { # METRIC LG_KEY PEER_LABEL PEER PEER_KEY [MIN_RATIO]
     else
         _pf=$(bench_peer_reason "$4")
     fi
-    _r1=$(bench_ratio "$_lg" "$_pv")
-    _r2=$(bench_ratio "$_pv" "$_lg")
+    # Paired rounds when there are some (the C peers), else the medians.
+    _rat=$(bench_get "pair:$2/$5")
+    [ -z "$_rat" ] && [ -n "$_lg" ] && [ -n "$_pv" ] && _rat=$(awk -v a="$_lg" -v b="$_pv" 'BEGIN { printf "%.6f", a / b }')
+    _r1=$(bench_ratio "$_rat" 1)
+    _r2=$(bench_ratio 1 "$_rat")
     _cl=$(bench_get "$2@cpu")
     _cp=$(bench_get "$5@cpu")
+    _crat=$(bench_get "pair:$2@cpu/$5@cpu")
+    [ -z "$_crat" ] && [ -n "$_cl" ] && [ -n "$_cp" ] && _crat=$(awk -v a="$_cl" -v b="$_cp" 'BEGIN { printf "%.6f", a / b }')
     _cc="—"
     [ -n "$_cl" ] && _cc="$(bench_fmt "$_cl") vs $(bench_fmt "$_cp")"
-    [ -n "$_cl" ] && [ -n "$_cp" ] && _cc="$_cc, libgreen/peer $(bench_ratio "$_cl" "$_cp")"
+    [ -n "$_crat" ] && _cc="$_cc, libgreen/peer $(bench_ratio "$_crat" 1)"
     _tt="—"
     _v="—"
     if [ -n "$_min" ]; then
         _tt="≥ ${_min}× peer"
-        _v=$(curl_verdict "$_lg" "$_pv" "$_min")
-        [ "$_v" = n/a ] && _v="n/a: $_pf"
+        if [ -z "$_pv" ] && [ -n "$_lg" ]; then
+            _v="n/a: $_pf"
+        else
+            _v=$(curl_verdict "$_rat" "$_min")
+        fi
         case $_v in MISS*) BENCH_MISSED=$((BENCH_MISSED + 1)) ;; esac
-        if [ -n "$_cl" ] && [ -n "$_cp" ]; then
-            _cv=$(curl_verdict "$_cl" "$_cp" "$_min")
+        if [ -n "$_crat" ]; then
+            _cv=$(curl_verdict "$_crat" "$_min")
             case $_cv in MISS*) BENCH_MISSED_CPU=$((BENCH_MISSED_CPU + 1)) ;; esac
             _cc="$_cc, $_cv"
         fi
