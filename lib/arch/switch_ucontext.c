@@ -4,6 +4,8 @@
  * (swapcontext makes an rt_sigprocmask system call), but it runs anywhere
  * glibc does and is what the assembly is checked against.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -31,5 +33,10 @@ void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void 
 
 void green__ctx_switch(green__ctx_t *from, green__ctx_t *to)
 {
+    /* swapcontext restores the signal mask saved with the target, but the
+     * mask belongs to the thread, not to a greenlet: carry the current one
+     * over, so that blocking or unblocking a signal is not undone by the
+     * next switch. */
+    pthread_sigmask(SIG_SETMASK, NULL, &to->uc.uc_sigmask);
     swapcontext(&from->uc, &to->uc);
 }
