@@ -1122,7 +1122,27 @@ static void *fifo_read(void *arg)
     return NULL;
 }
 
-START_TEST(io_readers_woken_fifo)
+static void *fifo_write(void *arg)
+{
+    struct fifo_reader *r = arg;
+    ck_assert_int_eq(green_write(r->fd, &r->byte, 1, 5.0), 1);
+    r->turn = fifo_turns++;
+    return NULL;
+}
+
+static ssize_t read_exactly(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = green_read(fd, buf + got, n - got, 5.0);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+START_TEST(io_readers_and_writers_woken_fifo)
 {
     enum { N = 4 };
     int sv[2];
@@ -1141,7 +1161,24 @@ START_TEST(io_readers_woken_fifo)
         ck_assert_int_eq(rs[i].turn, i);
         ck_assert_int_eq(rs[i].byte, "abcd"[i]);
     }
-    /* Writers too: each waits its turn for room. */
+    /* Writers too: each waits its turn for room, and their bytes follow
+     * one another in the order they started waiting. */
+    size_t filled = fill_send_buffer(sv[0]);
+    for (int i = 0; i < N; i++) {
+        rs[i] = (struct fifo_reader){.fd = sv[0], .turn = -1, .byte = "wxyz"[i]};
+        gs[i] = green_spawn(fifo_write, &rs[i]);
+        green_sleep(0.005);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(rs[i].turn, -1); /* all waiting */
+    drain(sv[1], filled);
+    char got[N];
+    ck_assert_int_eq(read_exactly(sv[1], got, N), N);
+    ck_assert_int_eq(memcmp(got, "wxyz", N), 0);
+    for (int i = 0; i < N; i++) {
+        join_release(gs[i]);
+        ck_assert_int_eq(rs[i].turn, N + i);
+    }
     close(sv[0]);
     close(sv[1]);
 }
@@ -1504,7 +1541,7 @@ int main(void)
         {"waits", {io_timeouts_at_every_wait_point, io_kills_at_every_wait_point,
                    io_write_all_partial_then_timeout, io_close_wakes_reader_and_writer,
                    io_slow_reader_write_all, io_reader_and_writer_on_one_fd,
-                   io_readers_woken_fifo, io_fd_reused_after_plain_close}},
+                   io_readers_and_writers_woken_fifo, io_fd_reused_after_plain_close}},
         {"errors", {io_peer_reset_surfaces_as_read_would, io_epipe_never_sigpipe,
                     io_bad_arguments, io_close_negative_fd}},
         {"pool", {io_threadpool_kill_and_timeout, io_getaddrinfo_killed_and_timed_out}},
