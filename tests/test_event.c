@@ -8,31 +8,6 @@
 
 #include "testutil.h"
 
-/* A flag another greenlet sets: proves whether a call switched. */
-static int flag;
-static void *set_flag(void *arg)
-{
-    (void)arg;
-    flag = 1;
-    return NULL;
-}
-
-/* Runs fn(arg) on a new OS thread and waits for it. */
-static void on_other_thread(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-}
-
-/* Busy-waits without yielding, so that timers come due while we run. */
-static void spin(double seconds)
-{
-    double end = tu_now() + seconds;
-    while (tu_now() < end)
-        ;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Event                                                                      */
 /* ------------------------------------------------------------------------ */
@@ -136,18 +111,18 @@ END_TEST
 START_TEST(event_timeout_zero_never_switches)
 {
     green_event_t *e = green_event_new();
-    flag = 0;
-    green_t *g = green_spawn(set_flag, NULL);
+    tu_flag = 0;
+    green_t *g = green_spawn(tu_set_flag, NULL);
     ck_assert_fails(green_event_wait(e, 0), EAGAIN);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     green_event_set(e);
     ck_assert_int_eq(green_event_wait(e, 0), 0);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     green_event_set(e); /* set does not switch either */
     green_event_clear(e);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     ck_assert_int_eq(green_join(g, 5), 0);
-    ck_assert_int_eq(flag, 1);
+    ck_assert_int_eq(tu_flag, 1);
     green_release(g);
     green_event_free(e);
 }
@@ -216,7 +191,7 @@ START_TEST(event_set_then_timer_returns_success)
     green_t *g = green_spawn(event_waiter, &w);
     green_yield();
     green_event_set(e);
-    spin(0.6); /* the waiter's deadline passes before it runs */
+    tu_spin(0.6); /* the waiter's deadline passes before it runs */
     ck_assert_int_eq(green_join(g, 5), 0);
     ck_assert_int_eq(w.rc, 0);
     green_release(g);
@@ -303,10 +278,10 @@ static void *event_foreign(void *arg)
 START_TEST(event_foreign_thread)
 {
     green_event_t *e = green_event_new();
-    on_other_thread(event_foreign, e);
+    tu_on_other_thread(event_foreign, e);
     ck_assert(!green_event_is_set(e));
     green_event_set(e);
-    on_other_thread(event_foreign, e);
+    tu_on_other_thread(event_foreign, e);
     ck_assert(green_event_is_set(e)); /* the foreign clear did nothing */
     ck_assert_int_eq(green_event_wait(e, 0), 0);
     green_event_free(e);
@@ -479,17 +454,17 @@ END_TEST
 START_TEST(result_timeout_zero_never_switches)
 {
     green_result_t *r = green_result_new();
-    flag = 0;
-    green_t *g = green_spawn(set_flag, NULL);
+    tu_flag = 0;
+    green_t *g = green_spawn(tu_set_flag, NULL);
     void *v;
     ck_assert_fails(green_result_get(r, &v, 0), EAGAIN);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     ck_assert_int_eq(green_result_set(r, NULL), 0);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     ck_assert_int_eq(green_result_get(r, &v, 0), 0);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     ck_assert_int_eq(green_join(g, 5), 0);
-    ck_assert_int_eq(flag, 1);
+    ck_assert_int_eq(tu_flag, 1);
     green_release(g);
     green_result_free(r);
 }
@@ -519,7 +494,7 @@ START_TEST(result_kill_and_timeout_at_wait)
     int x;
     ck_assert_int_eq(green_result_set(r, &x), 0);
     ck_assert_int_eq(green_kill(gc, 0), -1); /* queued, not yet finished: EAGAIN */
-    spin(0.6);
+    tu_spin(0.6);
     ck_assert_int_eq(green_join(gc, 5), 0);
     ck_assert_int_eq(green_join(gd, 5), 0);
     ck_assert_int_eq(c.rc, 0);
@@ -565,7 +540,7 @@ static void *result_foreign(void *arg)
 START_TEST(result_foreign_thread)
 {
     green_result_t *r = green_result_new();
-    on_other_thread(result_foreign, r);
+    tu_on_other_thread(result_foreign, r);
     ck_assert(!green_result_ready(r));
     ck_assert_int_eq(green_result_set(r, r), 0);
     void *v;

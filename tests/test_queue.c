@@ -13,28 +13,6 @@
 #define ITEM(n) ((void *)(uintptr_t)(n))
 #define NUM(p) ((int)(uintptr_t)(p))
 
-static int flag;
-static void *set_flag(void *arg)
-{
-    (void)arg;
-    flag = 1;
-    return NULL;
-}
-
-static void on_other_thread(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-}
-
-static void spin(double seconds)
-{
-    double end = tu_now() + seconds;
-    while (tu_now() < end)
-        ;
-}
-
 /* One blocking queue call made by a greenlet, and what came of it. */
 enum op { OP_PUT, OP_GET, OP_PEEK, OP_JOIN };
 struct actor {
@@ -389,7 +367,7 @@ START_TEST(foreign_thread)
 {
     green_queue_t *q = green_queue_new(0);
     ck_assert_int_eq(green_queue_put(q, ITEM(1), 0), 0);
-    on_other_thread(queue_foreign, q);
+    tu_on_other_thread(queue_foreign, q);
     ck_assert_uint_eq(green_queue_size(q), 1);
     ck_assert_int_eq(green_queue_put(q, ITEM(2), 0), 0); /* not closed */
     get_expect(q, 1);
@@ -415,8 +393,8 @@ START_TEST(getters_fifo_handoff)
         g[i] = green_spawn(actor_fn, &a[i]);
     }
     green_yield();
-    flag = 0;
-    green_t *f = green_spawn(set_flag, NULL);
+    tu_flag = 0;
+    green_t *f = green_spawn(tu_set_flag, NULL);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(green_queue_put(q, ITEM(100 + i), 0), 0);
     /* The items went to the getters, not into the queue: the putter cannot
@@ -424,7 +402,7 @@ START_TEST(getters_fifo_handoff)
     ck_assert_uint_eq(green_queue_size(q), 0);
     void *it;
     ck_assert_fails(green_queue_get(q, &it, 0), EAGAIN);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     for (int i = 0; i < 4; i++)
         ck_assert(!a[i].done);
     ck_assert_int_eq(green_joinall(g, 4, 5), 0);
@@ -453,8 +431,8 @@ START_TEST(putters_fifo_handoff)
         g[i] = green_spawn(actor_fn, &a[i]);
     }
     green_yield();
-    flag = 0;
-    green_t *f = green_spawn(set_flag, NULL);
+    tu_flag = 0;
+    green_t *f = green_spawn(tu_set_flag, NULL);
     get_expect(q, 0);
     /* The first putter's item moved into the freed slot at once. */
     ck_assert_uint_eq(green_queue_size(q), 2);
@@ -463,7 +441,7 @@ START_TEST(putters_fifo_handoff)
     get_expect(q, 1);
     get_expect(q, 10);
     get_expect(q, 11);
-    ck_assert_int_eq(flag, 0); /* gets never switched */
+    ck_assert_int_eq(tu_flag, 0); /* gets never switched */
     for (int i = 0; i < 3; i++)
         ck_assert(!a[i].done);
     get_expect(q, 12);
@@ -484,8 +462,8 @@ START_TEST(timeout_zero_never_switches)
 {
     green_queue_t *q = green_queue_new(1);
     green_queue_t *c = green_channel_new();
-    flag = 0;
-    green_t *f = green_spawn(set_flag, NULL);
+    tu_flag = 0;
+    green_t *f = green_spawn(tu_set_flag, NULL);
     void *it;
     ck_assert_fails(green_queue_get(q, &it, 0), EAGAIN);
     ck_assert_fails(green_queue_peek(q, &it, 0), EAGAIN);
@@ -502,9 +480,9 @@ START_TEST(timeout_zero_never_switches)
     ck_assert_fails(green_queue_get(c, &it, 0), EAGAIN);
     ck_assert_fails(green_queue_peek(c, &it, 0), EAGAIN);
     green_queue_close(q);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     ck_assert_int_eq(green_join(f, 5), 0);
-    ck_assert_int_eq(flag, 1);
+    ck_assert_int_eq(tu_flag, 1);
     green_release(f);
     green_queue_free(q);
     green_queue_free(c);
@@ -576,7 +554,7 @@ static void kill_timeout_at(enum op op)
         ck_assert_int_eq(green_queue_put(q, ITEM(21), 0), 0);
     }
     ck_assert_fails(green_kill(g2[0], 0), EAGAIN);
-    spin(0.6);
+    tu_spin(0.6);
     ck_assert_int_eq(green_joinall(g2, 3, 5), 0);
     ck_assert_int_eq(e.rc, 0);
     ck_assert_int_eq(f.rc, 0);

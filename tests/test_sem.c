@@ -9,28 +9,6 @@
 
 #include "testutil.h"
 
-static int flag;
-static void *set_flag(void *arg)
-{
-    (void)arg;
-    flag = 1;
-    return NULL;
-}
-
-static void on_other_thread(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-}
-
-static void spin(double seconds)
-{
-    double end = tu_now() + seconds;
-    while (tu_now() < end)
-        ;
-}
-
 /* A greenlet that acquires (a semaphore or a lock), records, and maybe
  * holds on until told to release. */
 struct taker {
@@ -185,16 +163,16 @@ END_TEST
 START_TEST(sem_timeout_zero_never_switches)
 {
     green_sem_t *s = green_sem_new(1);
-    flag = 0;
-    green_t *g = green_spawn(set_flag, NULL);
+    tu_flag = 0;
+    green_t *g = green_spawn(tu_set_flag, NULL);
     ck_assert_int_eq(green_sem_acquire(s, 0), 0);
     ck_assert_fails(green_sem_acquire(s, 0), EAGAIN);
     ck_assert_int_eq(green_sem_release(s), 0);
     ck_assert_int_eq(green_sem_acquire(s, GREEN_FOREVER), 0); /* finds a unit: no wait */
     ck_assert_int_eq(green_sem_release(s), 0);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     ck_assert_int_eq(green_join(g, 5), 0);
-    ck_assert_int_eq(flag, 1);
+    ck_assert_int_eq(tu_flag, 1);
     green_release(g);
     green_sem_free(s);
 }
@@ -243,7 +221,7 @@ START_TEST(sem_kill_and_timeout_after_handoff)
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(green_sem_release(s), 0);
     ck_assert_fails(green_kill(g[0], 0), EAGAIN);
-    spin(0.6);
+    tu_spin(0.6);
     ck_assert_int_eq(green_joinall(g, 3, 5), 0);
     ck_assert_int_eq(a.rc, 0);
     ck_assert_int_eq(b.rc, 0);
@@ -292,7 +270,7 @@ static void *sem_foreign(void *arg)
 START_TEST(sem_foreign_thread)
 {
     green_sem_t *s = green_sem_new(1);
-    on_other_thread(sem_foreign, s);
+    tu_on_other_thread(sem_foreign, s);
     ck_assert_uint_eq(green_sem_value(s), 1);
     ck_assert_int_eq(green_sem_acquire(s, 0), 0);
     green_sem_free(s);
@@ -391,13 +369,13 @@ END_TEST
 START_TEST(lock_timeout_zero_never_switches)
 {
     green_lock_t *l = green_lock_new();
-    flag = 0;
-    green_t *g = green_spawn(set_flag, NULL);
+    tu_flag = 0;
+    green_t *g = green_spawn(tu_set_flag, NULL);
     ck_assert_int_eq(green_lock_acquire(l, 0), 0);
     ck_assert_int_eq(green_lock_acquire(l, 0), 0);
     ck_assert_int_eq(green_lock_release(l), 0);
     ck_assert_int_eq(green_lock_release(l), 0);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     ck_assert_int_eq(green_join(g, 5), 0);
     green_release(g);
     /* Held by another greenlet: timeout 0 fails without switching. */
@@ -406,10 +384,10 @@ START_TEST(lock_timeout_zero_never_switches)
     ck_assert_int_eq(green_join(g, 5), 0);
     ck_assert_int_eq(holder.rc, 0); /* it finished holding the lock */
     green_release(g);
-    flag = 0;
-    g = green_spawn(set_flag, NULL);
+    tu_flag = 0;
+    g = green_spawn(tu_set_flag, NULL);
     ck_assert_fails(green_lock_acquire(l, 0), EAGAIN);
-    ck_assert_int_eq(flag, 0);
+    ck_assert_int_eq(tu_flag, 0);
     ck_assert_int_eq(green_join(g, 5), 0);
     green_release(g);
     /* The finished holder still owns it; a new greenlet is not mistaken for it. */
@@ -513,7 +491,7 @@ START_TEST(lock_foreign_thread)
 {
     green_lock_t *l = green_lock_new();
     ck_assert_int_eq(green_lock_acquire(l, 0), 0);
-    on_other_thread(lock_foreign, l);
+    tu_on_other_thread(lock_foreign, l);
     ck_assert_int_eq(green_lock_release(l), 0); /* the foreign release did nothing */
     ck_assert_fails(green_lock_release(l), EPERM);
     green_lock_free(l);

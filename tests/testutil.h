@@ -9,6 +9,7 @@
 #define GREEN_TESTUTIL_H
 
 #include <check.h>
+#include <pthread.h>
 #include <errno.h>
 #include <green.h>
 #include <stdio.h>
@@ -22,6 +23,31 @@ static inline double tu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A flag another greenlet sets: proves whether a call switched. */
+static int tu_flag __attribute__((unused));
+static inline void *tu_set_flag(void *arg)
+{
+    (void)arg;
+    tu_flag = 1;
+    return NULL;
+}
+
+/* Runs fn(arg) on a new OS thread and waits for it. */
+static inline void tu_on_other_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+
+/* Busy-waits without yielding, so that timers come due while we run. */
+static inline void tu_spin(double seconds)
+{
+    double end = tu_now() + seconds;
+    while (tu_now() < end)
+        ;
 }
 
 /* Asserts that expr returns -1 with errno == err. */
