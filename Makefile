@@ -55,6 +55,10 @@ SAMPLES    := $(patsubst samples/%.c,$(BUILD)/samples/%,$(SAMPLE_SRC))
 TEST_SRC   := $(wildcard tests/test_*.c)
 TESTS      := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
+# The shell checks `make check` runs after the suites: every tests/*/*-test.sh
+# (each ends with a "N passed, N failed" line) and the aarch64 switch test.
+EXTRA_CHECKS := $(sort $(wildcard tests/*/*-test.sh)) tests/arch/run-aarch64.sh
+
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 
@@ -134,8 +138,7 @@ check-run: tests samples
 
 check: deps
 	@$(MAKE) --no-print-directory lib monkey tests samples
-	@EXTRA_CHECKS="tests/install/install-test.sh tests/monkey/green-run-test.sh tests/arch/run-aarch64.sh" \
-	    sh tests/run-suites.sh $(BUILD)
+	@EXTRA_CHECKS="$(EXTRA_CHECKS)" sh tests/run-suites.sh $(BUILD)
 
 # The sanitizer, valgrind and ucontext runs scale the million-greenlet tests
 # down (GREEN_TEST_QUICK): the full sizes run in the plain suite.
