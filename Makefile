@@ -40,6 +40,9 @@ ifeq ($(SWITCH),ucontext)
   CPPFLAGS_LIB += -DGREEN_SWITCH_UCONTEXT
 else ifeq ($(ARCH),x86_64)
   ARCH_SRC := lib/arch/switch_x86_64.S lib/arch/ctx_asm.c
+  # The switch is entered with an inline push + jmp (lib/arch/switch.h).
+  CPPFLAGS_LIB += -DGREEN__NO_RED_ZONE
+  LIBCFLAGS += -mno-red-zone
 else ifeq ($(ARCH),aarch64)
   ARCH_SRC := lib/arch/switch_aarch64.S lib/arch/ctx_asm.c
 else
@@ -150,7 +153,7 @@ check-ucontext: deps
 
 check-valgrind: deps
 	@GREEN_TEST_QUICK=1 $(MAKE) --no-print-directory BUILD=build/valgrind OPT=-O1 \
-	    RUNNER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-origins=no" \
+	    RUNNER="valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-origins=no" \
 	    check-run
 
 # The aarch64 switch, cross-built and run under qemu-user where available.

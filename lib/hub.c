@@ -253,6 +253,7 @@ static void hub_key_init(void)
 {
     pthread_key_create(&hub_key, hub_destroy);
     pthread_atfork(NULL, NULL, atfork_child);
+    green__ctx_init(); /* before the first switch of any thread */
 }
 
 static void greenlet_init_fixed(struct green_hub *h, green_t *g)

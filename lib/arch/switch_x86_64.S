@@ -21,15 +21,33 @@
  *   +56  | return address (rip)     |
  *        +--------------------------+   <- rsp after the switch
  *
- * Keeping the FP control state cheap: stmxcsr and fnstcw are plain stores,
- * but ldmxcsr with a value that differs from the current one costs ~70 ns on
- * these CPUs, and the sticky exception flags (MXCSR bits 0-5) differ between
- * any two contexts as soon as one of them has done floating point. So the
- * switch compares only the control bits of the two contexts and loads them
- * only when they differ; the sticky flags stay the thread's, as they would
- * across a function call. The common case costs two stores, two loads and
- * a few ALU ops (~4 ns here; the loads are sized like the stores so that
- * store-to-load forwarding works: one 8-byte load over both stalls ~2 ns).
+ * Keeping the FP control state cheap. The switch stores MXCSR and the x87
+ * control word on the way out (stmxcsr, fnstcw) and must make the target's
+ * control bits current on the way in. Two costs decide how:
+ *
+ *   - On some CPUs (the Xeons of ../shared/PEERS.md) an ldmxcsr that
+ *     changes the register's value costs ~70 ns, and the sticky exception
+ *     flags (bits 0-5) differ between two contexts as soon as either has done
+ *     floating point, so loading the saved MXCSR on every switch is slow.
+ *   - On others (the AMD Zen machines here) that ldmxcsr costs ~1 ns, but
+ *     reading back the value stmxcsr just stored stalls ~2 ns: the store
+ *     is not forwarded to the load.
+ *
+ * So there are two modes, chosen once per process by green__ctx_init
+ * (ctx_asm.c), which times a value-changing ldmxcsr:
+ *
+ *   load mode (green__fp_compare == 0): ldmxcsr the target's saved MXCSR
+ *     unconditionally. Sticky flags travel with each context, as they do
+ *     with threads.
+ *   compare mode (green__fp_compare == 1): compare the control bits (6-15)
+ *     with the target's and ldmxcsr only when they differ, keeping the
+ *     thread's sticky flags. The common case is a store, a load and a few
+ *     ALU ops.
+ *
+ * The psABI makes the status bits caller-saved, so both are correct; they
+ * differ only in what fetestexcept sees right after a switch. The x87
+ * control word is compared in both modes (fnstcw forwards to the load
+ * cheaply, and fldcw is never free) and loaded only when it differs.
  *
  * The switch returns into the target with pop + indirect jmp rather than
  * ret: a ret here would mispredict the return-stack buffer on every switch
@@ -68,17 +86,17 @@ green__switch_asm:
          * frame, which has the same layout. */
         stmxcsr FRAME_MXCSR(%rsp)
         fnstcw  FRAME_X87CW(%rsp)
-        movl    FRAME_MXCSR(%rsp), %eax /* our control state, read back with */
-        movzwl  FRAME_X87CW(%rsp), %edx /* loads of the stores' own sizes */
+        movzwl  FRAME_X87CW(%rsp), %edx /* our x87 control word, read back */
         movq    %rsp, (%rdi)
+        movq    %rsp, %r8               /* our frame, for compare mode */
         movq    %rsi, %rsp
-        xorl    FRAME_MXCSR(%rsp), %eax /* differences from the target's */
-        xorw    FRAME_X87CW(%rsp), %dx
-        andl    $0xffc0, %eax           /* MXCSR control bits only */
-        orl     %edx, %eax
-        jnz     2f
-        .cfi_remember_state
-1:      addq    $8, %rsp
+        testb   $1, green__fp_compare(%rip)
+        jnz     3f
+        ldmxcsr FRAME_MXCSR(%rsp)       /* load mode */
+1:      xorw    FRAME_X87CW(%rsp), %dx
+        jnz     4f
+2:      .cfi_remember_state
+        addq    $8, %rsp
         .cfi_adjust_cfa_offset -8
         popq    %r15
         .cfi_adjust_cfa_offset -8
@@ -103,18 +121,22 @@ green__switch_asm:
         .cfi_register rip, rcx
         jmpq    *%rcx
         .cfi_restore_state
-2:      /* Control bits differ: keep the thread's sticky flags, take the
-         * target's controls. eax holds (ours ^ target's) & 0xffc0 | cw diff. */
-        stmxcsr -8(%rsp)                /* red zone: still our flags */
-        movl    -8(%rsp), %eax
-        andl    $0x3f, %eax
+3:      /* Compare mode: load MXCSR only when the control bits differ, and
+         * then keep the thread's sticky flags. */
+        movl    FRAME_MXCSR(%r8), %eax
         movl    FRAME_MXCSR(%rsp), %ecx
+        xorl    %ecx, %eax
+        testl   $0xffc0, %eax
+        jz      1b
+        xorl    %ecx, %eax              /* ours again */
+        andl    $0x3f, %eax
         andl    $0xffc0, %ecx
         orl     %eax, %ecx
         movl    %ecx, FRAME_MXCSR(%rsp)
         ldmxcsr FRAME_MXCSR(%rsp)
-        fldcw   FRAME_X87CW(%rsp)
         jmp     1b
+4:      fldcw   FRAME_X87CW(%rsp)
+        jmp     2b
         .cfi_endproc
         .size   green__switch_asm, .-green__switch_asm
 

@@ -56,9 +56,16 @@ case "$host" in
 esac
 
 cc=${CC:-cc}
+# On x86-64 the library enters the switch with an inline push + jmp
+# (-mno-red-zone -DGREEN__NO_RED_ZONE, lib/arch/switch.h); the plain call is
+# what any other caller gets. Both are tested.
+variants="-O2 -O0"
+[ "$host" = x86_64 ] && variants="$variants -O2_jmp -O0_jmp"
 if [ -n "$native_switch" ]; then
-    for opt in -O2 -O0; do
-        bin="$out/switch_test-$host$opt"
+    for v in $variants; do
+        opt=${v%_jmp}
+        [ "$v" != "$opt" ] && opt="$opt -mno-red-zone -DGREEN__NO_RED_ZONE"
+        bin="$out/switch_test-$host$v"
         build "native $host $opt" "$bin" "$cc" "$opt" "$native_switch" &&
             run "native $host $opt ($native_switch)" "$bin"
     done

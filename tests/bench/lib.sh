@@ -144,11 +144,15 @@ bench_build() { # PEER OUT CMD...
     fi
 }
 
-# C program linked with libgreen (the internals too: -Ilib).
+# C program linked with libgreen (the internals too: -Ilib). On x86-64 it is
+# built as the library is (-mno-red-zone), so that lib/arch/switch.h enters
+# the switch the way the library does.
 bench_build_c() { # OUT SRC [LIBS...]
     _o=$1 _s=$2
     shift 2
-    bench_build libgreen "$_o" $CC -std=gnu11 $BENCH_CFLAGS -Wall -Wextra \
+    _nrz=""
+    [ "$(uname -m)" = x86_64 ] && _nrz="-mno-red-zone -DGREEN__NO_RED_ZONE"
+    bench_build libgreen "$_o" $CC -std=gnu11 $BENCH_CFLAGS $_nrz -Wall -Wextra \
         -I"$BENCH_ROOT/include" -I"$BENCH_ROOT/lib" -I"$(dirname "$_s")" \
         "$_s" -o "$_o" "$BENCH_BUILD/libgreen.a" -lev -lm -lpthread "$@"
 }
