@@ -33,8 +33,9 @@ uint64_t green__next_id(struct green_hub *h)
     return id_cur++;
 }
 
-static void finish(green_t *g, void *result) __attribute__((noreturn));
+static void finish(green_t *g, void *result);
 
+/* Runs the greenlet and returns; green__leave then switches away for good. */
 static void entry(void *arg)
 {
     green_t *g = arg;
@@ -47,6 +48,7 @@ static void entry(void *arg)
     finish(g, result);
 }
 
+/* What a finished greenlet does before it leaves its stack. */
 static void finish(green_t *g, void *result)
 {
     struct green_hub *h = g->hub;
@@ -66,7 +68,6 @@ static void finish(green_t *g, void *result)
         l->fn(l, g);
     }
     green__hub_greenlet_done(h, g);
-    green__schedule_final(h);
 }
 
 void green__link_add(green_t *g, struct green__link *l)
@@ -127,7 +128,7 @@ static green_t *create(const green_attr_t *attr, green_fn fn, void *arg, struct 
         return NULL;
     }
     void *lo = green__stack_lo(g->stack), *top = green__stack_top(g->stack);
-    green__ctx_make(&g->ctx, lo, top, entry, g);
+    green__ctx_make(&g->ctx, lo, top, entry, green__leave, g);
 #if defined(GREEN_ASAN)
     g->asan_bottom = lo;
     g->asan_size = (size_t)((char *)top - (char *)lo);
@@ -316,7 +317,9 @@ void green_exit(void *result)
         fprintf(stderr, "libgreen: green_exit called from the hub\n");
         abort();
     }
-    finish(h->current, result);
+    green_t *g = h->current;
+    finish(g, result);
+    green__leave(g);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -84,17 +84,6 @@ static inline void switch_to(struct green_hub *h, green_t *self, green_t *next)
         green__resumed(h);
 }
 
-void green__make_ready(struct green_hub *h, green_t *g)
-{
-    g->rq_next = NULL;
-    if (h->rq_tail)
-        h->rq_tail->rq_next = g;
-    else
-        h->rq_head = g;
-    h->rq_tail = g;
-    h->nready++;
-}
-
 static inline green_t *rq_pop(struct green_hub *h)
 {
     green_t *g = h->rq_head;
@@ -131,7 +120,7 @@ static inline bool pass_over(struct green_hub *h)
     return false;
 }
 
-void green__schedule(struct green_hub *h)
+static inline __attribute__((always_inline)) void schedule(struct green_hub *h)
 {
     green_t *self = h->current, *next;
     note_depth(self);
@@ -177,11 +166,22 @@ void green_yield(void)
     switch_to(h, self, next);
 }
 
+void green__schedule(struct green_hub *h)
+{
+    schedule(h);
+}
+
 void green__schedule_final(struct green_hub *h)
 {
     h->dead = h->current;
-    green__schedule(h);
+    schedule(h);
     abort(); /* a finished greenlet is never resumed */
+}
+
+void green__leave(void *arg)
+{
+    green_t *g = arg;
+    green__schedule_final(g->hub);
 }
 
 static void deadlock(struct green_hub *h)
@@ -297,7 +297,7 @@ struct green_hub *green__hub_create(void)
         return NULL;
     }
     void *lo = green__stack_lo(h->hubg.stack), *top = green__stack_top(h->hubg.stack);
-    green__ctx_make(&h->hubg.ctx, lo, top, hub_main, h);
+    green__ctx_make(&h->hubg.ctx, lo, top, hub_main, NULL, h);
     h->hubg.low_water = top;
 #if defined(GREEN_ASAN)
     h->hubg.asan_bottom = lo;
@@ -313,26 +313,6 @@ struct green_hub *green__hub_create(void)
 /* ------------------------------------------------------------------------ */
 /* Checks, time                                                               */
 /* ------------------------------------------------------------------------ */
-
-int green__owner_check(struct green_hub *owner)
-{
-    return owner && owner != green__tls_hub ? EPERM : 0;
-}
-
-int green__enter(struct green_hub *owner, struct green_hub **hubp)
-{
-    struct green_hub *h = green__tls_hub;
-    if (owner && owner != h)
-        return EPERM;
-    if (!h && !(h = green__hub_create()))
-        return ENOMEM;
-    *hubp = h;
-    if (GREEN__UNLIKELY(h->current == &h->hubg))
-        return EDEADLK;
-    if (GREEN__UNLIKELY(h->current->killed))
-        return ECANCELED;
-    return 0;
-}
 
 double green__now(struct green_hub *h)
 {

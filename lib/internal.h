@@ -101,13 +101,31 @@ struct green__waiter {
     const void              *obj;        /* what it waits on: shown by green_dump */
 };
 
-/* Starts a waiter for the current greenlet. */
-void green__waiter_init(struct green__waiter *w, const char *what, const void *obj);
-
-/* Appends w to a list (waiters are woken in FIFO order). */
-void green__waitlist_push(struct green__waitlist *l, struct green__waiter *w);
-/* Removes w from its list, if on one. */
-void green__waitlist_remove(struct green__waiter *w);
+/*
+ * The calls of the primitive, defined inline further down (they need the
+ * greenlet and hub structs):
+ *
+ *   void green__waiter_init(struct green__waiter *w, const char *what, const void *obj);
+ *       Starts a waiter for the current greenlet.
+ *   void green__waitlist_push(struct green__waitlist *l, struct green__waiter *w);
+ *       Appends w to a list (waiters are woken in FIFO order).
+ *   void green__waitlist_remove(struct green__waiter *w);
+ *       Removes w from its list, if on one.
+ *   int green__park(struct green__waiter *w, double timeout);
+ *       Suspends the current greenlet until w is triggered, the timeout (or
+ *       an enclosing green_timeout) runs out, or the greenlet is killed.
+ *       Returns the trigger's err: 0, ETIMEDOUT, ECANCELED, or whatever the
+ *       waker chose. w must have been initialised and may already be on a
+ *       list; on return it is on none. timeout 0 is the caller's business
+ *       (EAGAIN before parking): here it means "already expired". Must be
+ *       called after green__enter succeeded.
+ *   void green__trigger(struct green__waiter *w, int err);
+ *       Wakes w's greenlet with err unless it was woken already. Never
+ *       switches.
+ *
+ * They are inline because every hand-off runs them (a semaphore hand-off
+ * is a trigger and a park); only a park with a deadline goes out of line.
+ */
 static inline struct green__waiter *green__waitlist_first(const struct green__waitlist *l)
 {
     return l->head;
@@ -118,19 +136,6 @@ static inline bool green__waitlist_empty(const struct green__waitlist *l)
 }
 /* Triggers every waiter on the list with err. Returns how many. */
 size_t green__waitlist_wake_all(struct green__waitlist *l, int err);
-
-/*
- * Suspends the current greenlet until w is triggered, the timeout (or an
- * enclosing green_timeout) runs out, or the greenlet is killed. Returns the
- * trigger's err: 0, ETIMEDOUT, ECANCELED, or whatever the waker chose. w must
- * have been initialised and may already be on a list; on return it is on
- * none. timeout 0 is the caller's business (EAGAIN before parking): here it
- * means "already expired". Must be called after green__enter succeeded.
- */
-int green__park(struct green__waiter *w, double timeout);
-
-/* Wakes w's greenlet with err unless it was woken already. Never switches. */
-void green__trigger(struct green__waiter *w, int err);
 
 /* ------------------------------------------------------------------------ */
 /* Greenlets                                                                  */
@@ -232,12 +237,16 @@ static inline struct green_hub *green__hub(void)
  * The checks every blocking call starts with, in this order: the object
  * belongs to another thread's hub (EPERM), the caller is the hub (EDEADLK),
  * the caller has been killed (ECANCELED). `owner` may be NULL (no object).
- * Returns 0 or the errno; *hubp gets the caller's hub.
+ * Returns 0 or the errno; *hubp gets the caller's hub (created if need be:
+ * ENOMEM).
  */
-int green__enter(struct green_hub *owner, struct green_hub **hubp);
+static inline int green__enter(struct green_hub *owner, struct green_hub **hubp);
 
 /* For calls that never block: EPERM from a foreign thread, else 0. */
-int green__owner_check(struct green_hub *owner);
+static inline int green__owner_check(struct green_hub *owner)
+{
+    return owner && owner != green__tls_hub ? EPERM : 0;
+}
 
 /* Sets errno and returns -1. */
 static inline int green__fail(int err)
@@ -250,7 +259,16 @@ static inline int green__fail(int err)
 double green__now(struct green_hub *h);
 
 /* Queues g at the tail of the ready queue. Never switches. */
-void green__make_ready(struct green_hub *h, green_t *g);
+static inline void green__make_ready(struct green_hub *h, green_t *g)
+{
+    g->rq_next = NULL;
+    if (h->rq_tail)
+        h->rq_tail->rq_next = g;
+    else
+        h->rq_head = g;
+    h->rq_tail = g;
+    h->nready++;
+}
 
 /*
  * Switches away from the current greenlet, which has either queued itself
@@ -261,6 +279,9 @@ void green__schedule(struct green_hub *h);
 
 /* After a greenlet finishes: never returns. */
 void green__schedule_final(struct green_hub *h) __attribute__((noreturn));
+/* The same for the finished greenlet arg, entered by a jump when its entry
+ * function returns (see green__ctx_make). */
+void green__leave(void *arg) __attribute__((noreturn));
 
 /* Housekeeping every resumed context does (stack of a dead greenlet, ASan). */
 void green__resumed(struct green_hub *h);
@@ -271,6 +292,94 @@ static inline void green__active_dec(struct green_hub *h) { h->nactive--; }
 
 /* Called by the greenlet code when a greenlet finishes (count, green_wait). */
 void green__hub_greenlet_done(struct green_hub *h, green_t *g);
+
+/* ------------------------------------------------------------------------ */
+/* The primitive, inline (see the top of this file)                           */
+/* ------------------------------------------------------------------------ */
+
+static inline int green__enter(struct green_hub *owner, struct green_hub **hubp)
+{
+    struct green_hub *h = green__tls_hub;
+    if (owner && owner != h)
+        return EPERM;
+    if (GREEN__UNLIKELY(!h) && !(h = green__hub_create()))
+        return ENOMEM;
+    *hubp = h;
+    if (GREEN__UNLIKELY(h->current == &h->hubg))
+        return EDEADLK;
+    if (GREEN__UNLIKELY(h->current->killed))
+        return ECANCELED;
+    return 0;
+}
+
+static inline void green__waiter_init(struct green__waiter *w, const char *what, const void *obj)
+{
+    w->g = green__tls_hub->current;
+    w->list = NULL;
+    w->err = 0;
+    w->done = false;
+    w->value = NULL;
+    w->aux = 0;
+    w->deadline = __builtin_inf();
+    w->what = what;
+    w->obj = obj;
+}
+
+static inline void green__waitlist_push(struct green__waitlist *l, struct green__waiter *w)
+{
+    w->list = l;
+    w->next = NULL;
+    w->prev = l->tail;
+    if (l->tail)
+        l->tail->next = w;
+    else
+        l->head = w;
+    l->tail = w;
+}
+
+static inline void green__waitlist_remove(struct green__waiter *w)
+{
+    struct green__waitlist *l = w->list;
+    if (!l)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        l->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        l->tail = w->prev;
+    w->next = w->prev = NULL;
+    w->list = NULL;
+}
+
+static inline void green__trigger(struct green__waiter *w, int err)
+{
+    if (w->done)
+        return;
+    w->done = true;
+    w->err = err;
+    green__waitlist_remove(w);
+    green__make_ready(w->g->hub, w->g);
+}
+
+/* green__park with a deadline (its own timeout or a green_timeout's). */
+int green__park_deadline(struct green__waiter *w, double timeout);
+
+static inline int green__park(struct green__waiter *w, double timeout)
+{
+    green_t *g = w->g;
+    if (timeout >= 0 || g->tmo_deadline < __builtin_inf())
+        return green__park_deadline(w, timeout);
+    struct green_hub *h = g->hub;
+    g->waiter = w;
+    do
+        green__schedule(h);
+    while (!w->done);
+    g->waiter = NULL;
+    return w->err;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Stacks (stack.c)                                                           */

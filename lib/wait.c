@@ -1,54 +1,11 @@
 /*
- * The one suspension primitive (see internal.h): waiters, waitlists,
- * green__park and green__trigger, and the green_timeout deadlines that park
- * honours.
+ * The one suspension primitive (see internal.h, where its hot calls are
+ * inline): waking a whole list, parking with a deadline, and the
+ * green_timeout deadlines that park honours.
  */
 #include <math.h>
 
 #include "internal.h"
-
-void green__waiter_init(struct green__waiter *w, const char *what, const void *obj)
-{
-    w->g = green__tls_hub->current;
-    w->next = w->prev = NULL;
-    w->list = NULL;
-    w->err = 0;
-    w->done = false;
-    w->value = NULL;
-    w->aux = 0;
-    w->deadline = INFINITY;
-    w->what = what;
-    w->obj = obj;
-}
-
-void green__waitlist_push(struct green__waitlist *l, struct green__waiter *w)
-{
-    w->list = l;
-    w->next = NULL;
-    w->prev = l->tail;
-    if (l->tail)
-        l->tail->next = w;
-    else
-        l->head = w;
-    l->tail = w;
-}
-
-void green__waitlist_remove(struct green__waiter *w)
-{
-    struct green__waitlist *l = w->list;
-    if (!l)
-        return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        l->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        l->tail = w->prev;
-    w->next = w->prev = NULL;
-    w->list = NULL;
-}
 
 size_t green__waitlist_wake_all(struct green__waitlist *l, int err)
 {
@@ -61,16 +18,6 @@ size_t green__waitlist_wake_all(struct green__waitlist *l, int err)
     return n;
 }
 
-void green__trigger(struct green__waiter *w, int err)
-{
-    if (w->done)
-        return;
-    w->done = true;
-    w->err = err;
-    green__waitlist_remove(w);
-    green__make_ready(w->g->hub, w->g);
-}
-
 static void park_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
@@ -78,7 +25,7 @@ static void park_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     green__trigger(t->data, ETIMEDOUT);
 }
 
-int green__park(struct green__waiter *w, double timeout)
+int green__park_deadline(struct green__waiter *w, double timeout)
 {
     green_t *g = w->g;
     struct green_hub *h = g->hub;

@@ -51,7 +51,8 @@ void green__ctx_init(void)
 }
 #endif
 
-void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void *), void *arg)
+void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void *),
+                     void (*leave)(void *), void *arg)
 {
     (void)lo;
     struct green__frame *f;
@@ -66,6 +67,7 @@ void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void 
     f->mxcsr &= 0xffc0; /* the creator's controls, no sticky flags */
     f->rbx = (uint64_t)(uintptr_t)arg;
     f->r12 = (uint64_t)(uintptr_t)entry;
+    f->r13 = (uint64_t)(uintptr_t)leave;
     f->rip = (uint64_t)(uintptr_t)green__trampoline;
 #elif defined(__aarch64__)
     f = (struct green__frame *)((char *)top - FRAME_SIZE);
@@ -75,6 +77,7 @@ void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void 
     f->fpcr = fpcr;
     f->x19 = (uint64_t)(uintptr_t)arg;
     f->x20 = (uint64_t)(uintptr_t)entry;
+    f->x21 = (uint64_t)(uintptr_t)leave;
     f->x30 = (uint64_t)(uintptr_t)green__trampoline;
 #endif
     ctx->sp = f;

@@ -39,9 +39,14 @@ typedef struct green__ctx {
 /*
  * Prepares ctx so that the first switch to it calls entry(arg) on the stack
  * whose highest usable address is `top` (16-byte aligned) and whose lowest is
- * `lo`. entry must never return.
+ * `lo`. When entry returns, leave(arg) is entered with a jump, not a call,
+ * and must never return: a context that ends by returning through its calls
+ * and leaving by a jump keeps the CPU's return-stack buffer balanced, so the
+ * context switched to next does not mispredict its returns. leave may be
+ * NULL when entry never returns.
  */
-void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void *), void *arg);
+void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void *),
+                     void (*leave)(void *), void *arg);
 
 /*
  * Once per process, before the first switch: picks how the x86-64 switch

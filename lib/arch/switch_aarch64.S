@@ -123,7 +123,8 @@ green__trampoline:
         .cfi_undefined x30
         mov     x0, x19
         blr     x20
-        brk     #0
+        mov     x0, x19
+        br      x21
         .cfi_endproc
         .size   green__trampoline, .-green__trampoline
 

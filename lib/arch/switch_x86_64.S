@@ -141,8 +141,10 @@ green__switch_asm:
         .size   green__switch_asm, .-green__switch_asm
 
 /*
- * First frame of a new context: green__ctx_make stores entry in r12 and its
- * argument in rbx; the switch "returns" here with rsp 16-byte aligned.
+ * First frame of a new context: green__ctx_make stores entry in r12, leave
+ * in r13 and their argument in rbx; the switch "returns" here with rsp
+ * 16-byte aligned. When entry returns, leave is entered with a jmp (and a
+ * dummy return address, so that it sees the stack a call would give it).
  */
         .p2align 4
         .globl  green__trampoline
@@ -153,7 +155,9 @@ green__trampoline:
         .cfi_undefined rip
         movq    %rbx, %rdi
         callq   *%r12
-        ud2
+        movq    %rbx, %rdi
+        pushq   $0
+        jmpq    *%r13
         .cfi_endproc
         .size   green__trampoline, .-green__trampoline
 

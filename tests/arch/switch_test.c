@@ -203,7 +203,7 @@ static void stack_free(struct stack *s)
 /* Makes a context and checks the first frame landed inside its stack. */
 static void make_ctx(green__ctx_t *ctx, struct stack *s, void (*entry)(void *), void *arg)
 {
-    green__ctx_make(ctx, s->lo, s->top, entry, arg);
+    green__ctx_make(ctx, s->lo, s->top, entry, NULL, arg);
     char *sp = ctx->sp;
     CHECK(sp >= s->lo && sp < s->top, "first frame sp %p outside [%p, %p)", (void *)sp,
           (void *)s->lo, (void *)s->top);

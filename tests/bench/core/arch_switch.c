@@ -56,7 +56,7 @@ int main(int argc, char **argv)
         perror("mmap");
         return 1;
     }
-    green__ctx_make(&co_ctx, stack, stack + STACK_BYTES, co_entry, NULL);
+    green__ctx_make(&co_ctx, stack, stack + STACK_BYTES, co_entry, NULL, NULL);
     green__ctx_switch(&main_ctx, &co_ctx); /* first entry: sets the flag */
 
     double v[64], vc[64];
