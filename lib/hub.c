@@ -28,12 +28,6 @@
 
 #include "internal.h"
 
-#if defined(GREEN_ASAN)
-#include <sanitizer/asan_interface.h>
-#define GREEN_ASAN_ON 1
-#else
-#define GREEN_ASAN_ON 0
-#endif
 
 __thread struct green_hub *green__tls_hub __attribute__((tls_model("initial-exec")));
 
@@ -61,79 +55,6 @@ void green__resumed(struct green_hub *h)
     }
 }
 
-/* Tells the monitor (if any) that the hub made progress. */
-static inline void monitor_tick(struct green_hub *h)
-{
-    if (GREEN__UNLIKELY(h->monitor != NULL))
-        atomic_store_explicit(&h->nswitch,
-                              atomic_load_explicit(&h->nswitch, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-}
-
-static inline void switch_to(struct green_hub *h, green_t *self, green_t *next)
-{
-    h->current = next;
-    monitor_tick(h);
-#if defined(GREEN_ASAN)
-    h->prev = self;
-    __sanitizer_start_switch_fiber(self->state == GREEN_DONE ? NULL : &self->asan_fake,
-                                   next->asan_bottom, next->asan_size);
-#endif
-    green__ctx_switch(&self->ctx, &next->ctx);
-    if (GREEN__UNLIKELY(h->dead != NULL) || GREEN_ASAN_ON)
-        green__resumed(h);
-}
-
-static inline green_t *rq_pop(struct green_hub *h)
-{
-    green_t *g = h->rq_head;
-    h->rq_head = g->rq_next;
-    if (!h->rq_head)
-        h->rq_tail = NULL;
-    h->nready--;
-    h->pass_left--;
-    return g;
-}
-
-/* Notes how deep the current greenlet's stack has been (stack.c gives the
- * pages of deep stacks back before reuse). */
-static inline void note_depth(green_t *self)
-{
-    char *sp;
-#if defined(__x86_64__)
-    __asm__("movq %%rsp, %0" : "=r"(sp)); /* no frame pointer forced, unlike */
-#elif defined(__aarch64__)                /* __builtin_frame_address */
-    __asm__("mov %0, sp" : "=r"(sp));
-#else
-    sp = __builtin_frame_address(0);
-#endif
-    if (GREEN__UNLIKELY(sp < self->low_water))
-        self->low_water = sp;
-}
-
-/* A pass is over: poll before the next one when anything could be pending. */
-static inline bool pass_over(struct green_hub *h)
-{
-    if (!h->rq_head || h->nactive || h->user_loop)
-        return true; /* the hub must poll, or sleep in the poller */
-    h->pass_left = h->nready;
-    return false;
-}
-
-static inline __attribute__((always_inline)) void schedule(struct green_hub *h)
-{
-    green_t *self = h->current, *next;
-    note_depth(self);
-    if (h->pass_left == 0 && pass_over(h)) {
-        next = &h->hubg;
-    } else {
-        next = rq_pop(h);
-        if (next == self)
-            return;
-    }
-    switch_to(h, self, next);
-}
-
 void green_yield(void)
 {
     struct green_hub *h = green__tls_hub;
@@ -144,37 +65,37 @@ void green_yield(void)
         return;
     if (h->pass_left == 0) {
         if (!h->rq_head && !h->nactive && !h->user_loop) {
-            monitor_tick(h); /* it did yield: nothing else wanted to run */
+            green__monitor_tick(h); /* it did yield: nothing else wanted to run */
             return;
         }
-        if (pass_over(h)) {
+        if (green__pass_over(h)) {
             green__make_ready(h, self);
-            note_depth(self);
-            switch_to(h, self, &h->hubg);
+            green__note_depth(self);
+            green__switch_to(h, self, &h->hubg);
             return;
         }
     }
     /* The common case, in place: the head of the ready queue runs, and the
      * caller goes to the tail. The queue's length does not change. */
-    note_depth(self);
+    green__note_depth(self);
     green_t *next = h->rq_head;
     h->pass_left--;
     self->rq_next = NULL;
     h->rq_tail->rq_next = self;
     h->rq_tail = self;
     h->rq_head = next->rq_next;
-    switch_to(h, self, next);
+    green__switch_to(h, self, next);
 }
 
 void green__schedule(struct green_hub *h)
 {
-    schedule(h);
+    green__schedule_inline(h);
 }
 
 void green__schedule_final(struct green_hub *h)
 {
     h->dead = h->current;
-    schedule(h);
+    green__schedule_inline(h);
     abort(); /* a finished greenlet is never resumed */
 }
 
@@ -214,7 +135,7 @@ static void hub_main(void *arg)
             }
         }
         h->pass_left = h->nready;
-        switch_to(h, &h->hubg, rq_pop(h));
+        green__switch_to(h, &h->hubg, green__rq_pop(h));
     }
 }
 

@@ -294,6 +294,91 @@ static inline void green__active_dec(struct green_hub *h) { h->nactive--; }
 void green__hub_greenlet_done(struct green_hub *h, green_t *g);
 
 /* ------------------------------------------------------------------------ */
+/* The scheduler's switch path, inline (hub.c has the rest)                   */
+/* ------------------------------------------------------------------------ */
+
+#if defined(GREEN_ASAN)
+#include <sanitizer/asan_interface.h>
+#define GREEN_ASAN_ON 1
+#else
+#define GREEN_ASAN_ON 0
+#endif
+
+/* Tells the monitor (if any) that the hub made progress. */
+static inline void green__monitor_tick(struct green_hub *h)
+{
+    if (GREEN__UNLIKELY(h->monitor != NULL))
+        atomic_store_explicit(&h->nswitch,
+                              atomic_load_explicit(&h->nswitch, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+}
+
+static inline __attribute__((always_inline)) void green__switch_to(struct green_hub *h, green_t *self, green_t *next)
+{
+    h->current = next;
+    green__monitor_tick(h);
+#if defined(GREEN_ASAN)
+    h->prev = self;
+    __sanitizer_start_switch_fiber(self->state == GREEN_DONE ? NULL : &self->asan_fake,
+                                   next->asan_bottom, next->asan_size);
+#endif
+    green__ctx_switch(&self->ctx, &next->ctx);
+    if (GREEN__UNLIKELY(h->dead != NULL) || GREEN_ASAN_ON)
+        green__resumed(h);
+}
+
+static inline green_t *green__rq_pop(struct green_hub *h)
+{
+    green_t *g = h->rq_head;
+    h->rq_head = g->rq_next;
+    if (!h->rq_head)
+        h->rq_tail = NULL;
+    h->nready--;
+    h->pass_left--;
+    return g;
+}
+
+/* Notes how deep the current greenlet's stack has been (stack.c gives the
+ * pages of deep stacks back before reuse). */
+static inline void green__note_depth(green_t *self)
+{
+    char *sp;
+#if defined(__x86_64__)
+    __asm__("movq %%rsp, %0" : "=r"(sp)); /* no frame pointer forced, unlike */
+#elif defined(__aarch64__)                /* __builtin_frame_address */
+    __asm__("mov %0, sp" : "=r"(sp));
+#else
+    sp = __builtin_frame_address(0);
+#endif
+    if (GREEN__UNLIKELY(sp < self->low_water))
+        self->low_water = sp;
+}
+
+/* A pass is over: poll before the next one when anything could be pending. */
+static inline bool green__pass_over(struct green_hub *h)
+{
+    if (!h->rq_head || h->nactive || h->user_loop)
+        return true; /* the hub must poll, or sleep in the poller */
+    h->pass_left = h->nready;
+    return false;
+}
+
+static inline __attribute__((always_inline)) void green__schedule_inline(struct green_hub *h)
+{
+    green_t *self = h->current, *next;
+    green__note_depth(self);
+    if (h->pass_left == 0 && green__pass_over(h)) {
+        next = &h->hubg;
+    } else {
+        next = green__rq_pop(h);
+        if (next == self)
+            return;
+    }
+    green__switch_to(h, self, next);
+}
+
+
+/* ------------------------------------------------------------------------ */
 /* The primitive, inline (see the top of this file)                           */
 /* ------------------------------------------------------------------------ */
 
@@ -375,7 +460,7 @@ static inline int green__park(struct green__waiter *w, double timeout)
     struct green_hub *h = g->hub;
     g->waiter = w;
     do
-        green__schedule(h);
+        green__schedule_inline(h);
     while (!w->done);
     g->waiter = NULL;
     return w->err;
