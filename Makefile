@@ -160,7 +160,7 @@ check-valgrind: deps
 check-aarch64:
 	@sh tests/arch/run-aarch64.sh
 
-bench: deps lib
+bench: deps lib monkey samples
 	@sh tests/bench/run.sh $(BUILD)
 
 install: lib monkey
