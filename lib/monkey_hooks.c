@@ -15,9 +15,52 @@ int green__monkey_active(void)
     return h && h->current != &h->hubg;
 }
 
+struct ev_loop *green__monkey_loop(void)
+{
+    struct green_hub *h = green__tls_hub;
+    return h ? h->loop : NULL;
+}
+
+void green__monkey_interrupt(green_t *g, int err)
+{
+    /* Only a parked greenlet has a waiter; one already woken keeps its
+     * cause (the first trigger wins). */
+    if (g && g->hub == green__tls_hub && g->waiter)
+        green__trigger(g->waiter, err);
+}
+
+/*
+ * The polls in progress on this thread, so that close() can wake a poll
+ * that waits on the fd being closed (it then polls again and sees POLLNVAL,
+ * as a poll started after the close would). Polls only ever wait on their
+ * own thread's hub, so the list is per thread and needs no lock.
+ */
+struct poll_wait {
+    struct poll_wait     *next, *prev;
+    ev_io                *ios;
+    nfds_t                n;
+    struct green__waiter *w;
+};
+
+static __thread struct poll_wait *polls;
+
 void green__monkey_fd_closed(int fd)
 {
     green__fd_forget(fd);
+    struct green_hub *h = green__tls_hub;
+    for (struct poll_wait *p = polls; p && h; p = p->next) {
+        bool hit = false;
+        for (nfds_t i = 0; i < p->n; i++) {
+            if (p->ios[i].fd == fd && ev_is_active(&p->ios[i])) {
+                /* Stopped while the fd is still open (libev must not be
+                 * left watching a closed number); counted off by the poll. */
+                ev_io_stop(h->loop, &p->ios[i]);
+                hit = true;
+            }
+        }
+        if (hit)
+            green__trigger(p->w, 0);
+    }
 }
 
 /* poll(2) for the shim: one watcher per polled fd, all triggering one waiter. */
@@ -54,9 +97,19 @@ int green__monkey_poll(struct pollfd *fds, nfds_t n, double timeout)
         }
     }
     h->nactive += started;
+    struct poll_wait pw = {.next = polls, .ios = ios, .n = n, .w = &w};
+    if (polls)
+        polls->prev = &pw;
+    polls = &pw;
     err = green__park(&w, timeout);
-    /* A watcher libev stopped itself (an fd it cannot poll) is inactive
-     * already; the count covers every one that was started. */
+    if (pw.prev)
+        pw.prev->next = pw.next;
+    else
+        polls = pw.next;
+    if (pw.next)
+        pw.next->prev = pw.prev;
+    /* A watcher libev (or a close) stopped already is inactive; the count
+     * covers every one that was started. */
     for (nfds_t i = 0; i < n; i++)
         ev_io_stop(h->loop, &ios[i]);
     h->nactive -= started;

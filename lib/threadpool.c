@@ -59,6 +59,10 @@ static void pool_atfork_child(void)
     pthread_cond_init(&pool.cond, NULL);
     pool.head = pool.tail = NULL;
     pool.threads = pool.idle = 0;
+    /* A worker may have held the forking hub's inbox lock (it posts there). */
+    struct green_hub *h = green__tls_hub;
+    if (h && h->inbox)
+        pthread_mutex_init(&h->inbox->lock, NULL);
 }
 
 static void pool_init(void)
