@@ -506,6 +506,9 @@ int green__wait_fd(struct green_hub *h, int fd, int events, double timeout);
 void green__io_free(struct green_hub *h);
 /* Wakes every waiter on fd with EBADF and drops its watcher (before a close). */
 void green__fd_forget(int fd);
+/* Marks fd as one whose life the library owns until green_close (io.c:
+ * "Kept fds"): its watcher stays registered between waits. 0 or ENOMEM. */
+int green__fd_keep(struct green_hub *h, int fd);
 
 /*
  * Runs fn(arg) on the thread pool and waits for it cooperatively. 0 and

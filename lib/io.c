@@ -8,6 +8,18 @@
  * of waits the library keeps nothing about an fd, so an fd closed with plain
  * close(2) and its number reused is simply a new fd.
  *
+ * Kept fds. Re-registering an fd with libev at every wait costs an
+ * epoll_ctl, and a read that finds nothing costs a recv; a keep-alive
+ * server would pay both per request. For an fd whose whole life the library
+ * owns (a StreamServer connection: accepted, then closed with green_close
+ * after its handler returns, and SPEC forbids the handler to close it), the
+ * number cannot be reused behind our back, so green__fd_keep marks it: its
+ * record stays between waits, its watcher stays registered while idle
+ * (unref'd and not counted as active, so it keeps no one waiting), and a
+ * read that came back short makes the next one wait first. An event on an
+ * idle watcher (data nobody waits for yet) stops it, so level-triggered
+ * polling cannot spin; the next wait starts it again.
+ *
  * Waiters park on the record's waitlist through the one suspension
  * primitive (internal.h), so kill and timeouts work at every wait point. An
  * event wakes the first waiter (FIFO) of each direction that became ready:
@@ -38,6 +50,9 @@
 struct green__fdw {
     ev_io                  io;
     struct green__waitlist waiters; /* w->aux: the events each one wants */
+    bool                   keep;    /* a kept fd (see the top of the file) */
+    bool                   idle;    /* kept: active without waiters, unref'd */
+    bool                   drained; /* kept: the last read came back short */
 };
 
 static struct green__fdw **slot_of(struct green_hub *h, int fd, bool grow)
@@ -68,13 +83,31 @@ static int mask_of(struct green__fdw *f)
     return m;
 }
 
+/* A kept fd's idle watcher counts again (libev: ref before it is stopped). */
+static void fdw_wake_idle(struct green_hub *h, struct green__fdw *f)
+{
+    f->idle = false;
+    ev_ref(h->loop);
+    green__active_inc(h);
+}
+
 /* Re-arms the watcher for the waiters left, or frees the record. */
 static void fdw_update(struct green_hub *h, int fd, struct green__fdw *f)
 {
     int want = mask_of(f);
     int have = f->io.events & (EV_READ | EV_WRITE);
+    if (f->idle)
+        fdw_wake_idle(h, f);
     if (want == have && ev_is_active(&f->io))
         return;
+    if (f->keep && !want) {
+        if (ev_is_active(&f->io)) { /* stays registered, idle */
+            f->idle = true;
+            ev_unref(h->loop);
+            green__active_dec(h);
+        }
+        return;
+    }
     if (ev_is_active(&f->io)) {
         ev_io_stop(h->loop, &f->io);
         green__active_dec(h);
@@ -93,6 +126,15 @@ static void fdw_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
     struct green__fdw *f = (struct green__fdw *)io;
+    if (f->idle) {
+        /* A kept fd's event that no one waits for yet: stop polling it until
+         * someone does, or level-triggered polling would spin. */
+        f->idle = false;
+        ev_ref(loop);
+        if (!(revents & EV_ERROR)) /* else libev stopped it already */
+            ev_io_stop(loop, io);
+        return;
+    }
     if (revents & EV_ERROR) {
         /* libev stopped the watcher before reporting the error. */
         green__active_dec(green__tls_hub);
@@ -166,6 +208,8 @@ void green__fd_forget(int fd)
     if (sp && *sp) {
         struct green__fdw *f = *sp;
         green__waitlist_wake_all(&f->waiters, EBADF);
+        if (f->idle)
+            fdw_wake_idle(h, f);
         if (ev_is_active(&f->io)) {
             ev_io_stop(h->loop, &f->io);
             green__active_dec(h);
@@ -173,6 +217,20 @@ void green__fd_forget(int fd)
         *sp = NULL;
         free(f);
     }
+}
+
+int green__fd_keep(struct green_hub *h, int fd)
+{
+    struct green__fdw **sp = slot_of(h, fd, true);
+    if (!sp)
+        return ENOMEM;
+    if (!*sp) {
+        if (!(*sp = calloc(1, sizeof **sp)))
+            return ENOMEM;
+        ev_init(&(*sp)->io, fdw_cb);
+    }
+    (*sp)->keep = true;
+    return 0;
 }
 
 int green_close(int fd)
@@ -271,6 +329,12 @@ static double left_of(struct green_hub *h, double deadline)
     return left > 0 ? left : 1e-9; /* park reports ETIMEDOUT */
 }
 
+static struct green__fdw *kept_of(struct green_hub *h, int fd)
+{
+    struct green__fdw *f = fd >= 0 && fd < h->nfdw ? h->fdw[fd] : NULL;
+    return f && f->keep ? f : NULL;
+}
+
 static ssize_t do_io(enum op op, int fd, void *buf, size_t n, int flags, double timeout)
 {
     if ((!buf && n) || n > SSIZE_MAX)
@@ -281,10 +345,24 @@ static ssize_t do_io(enum op op, int fd, void *buf, size_t n, int flags, double 
         return green__fail(err);
     int events = op == OP_READ || op == OP_RECV ? GREEN_READ : GREEN_WRITE;
     double deadline = deadline_of(h, timeout);
+    /* A kept fd whose last read came back short most likely has nothing to
+     * read yet: wait first rather than pay for a recv that says EAGAIN. (The
+     * record is looked up again after every wait: a green_close meanwhile
+     * frees it.) */
+    struct green__fdw *kept = kept_of(h, fd);
+    if (kept && events == GREEN_READ && kept->drained && timeout != 0 && n) {
+        kept->drained = false;
+        int w = green__wait_fd(h, fd, events, left_of(h, deadline));
+        if (w < 0)
+            return green__fail(-w);
+    }
     for (;;) {
         ssize_t r = try_op(op, fd, buf, n, flags);
-        if (r >= 0)
+        if (r >= 0) {
+            if (events == GREEN_READ && (kept = kept_of(h, fd)))
+                kept->drained = (size_t)r < n;
             return r;
+        }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)

@@ -175,6 +175,10 @@ static int conn_start(struct green_server *s, int fd)
     c->s = s;
     c->g = g;
     c->fd = fd;
+    /* Ours until conn_done's green_close: its watcher may stay registered
+     * between the handler's waits (io.c, "Kept fds"). Without memory for
+     * that it simply is not kept. */
+    green__fd_keep(g->hub, fd);
     c->link.fn = conn_done;
     green__link_add(g, &c->link);
     c->prev = NULL;

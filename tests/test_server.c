@@ -720,6 +720,77 @@ START_TEST(server_many_connections)
 }
 END_TEST
 
+
+/* A keep-alive handler: answers each message with "ok:<message>"; on
+ * "nap" it sleeps 0.2 s before answering and reading on. */
+static void nap_handler(int fd, void *ud)
+{
+    (void)ud;
+    char buf[64], out[80];
+    ssize_t n;
+    while ((n = green_read(fd, buf, sizeof buf, 10.0)) > 0) {
+        if (n == 3 && memcmp(buf, "nap", 3) == 0)
+            green_sleep(0.2);
+        int m = snprintf(out, sizeof out, "ok:%.*s", (int)n, buf);
+        if (green_write_all(fd, out, (size_t)m, 10.0) != m)
+            return;
+    }
+}
+
+/* Sends msg and checks the answer. */
+static void ask(int fd, const char *msg)
+{
+    char back[80], want[80];
+    int m = snprintf(want, sizeof want, "ok:%s", msg);
+    ck_assert_int_eq(green_write_all(fd, msg, strlen(msg), 5.0), (ssize_t)strlen(msg));
+    ssize_t got = 0;
+    while (got < m) {
+        ssize_t r = green_read(fd, back + got, sizeof back - (size_t)got, 5.0);
+        ck_assert_int_gt(r, 0);
+        got += r;
+    }
+    ck_assert_int_eq(got, m);
+    ck_assert(memcmp(back, want, (size_t)m) == 0);
+}
+
+/* A connection's watcher stays registered between the handler's reads
+ * (io.c, "Kept fds"): data that arrives while the handler is not reading
+ * must neither be lost nor make the hub spin, and a connection whose number
+ * is reused after the server closed it is a new connection. */
+START_TEST(server_keep_alive_connection)
+{
+    int port, lfd = listen_loopback(&port);
+    green_server_t *s = green_server_new(lfd, nap_handler, NULL, 0);
+    for (int round = 0; round < 3; round++) { /* the fd numbers come back */
+        int fd = connect_loopback(port);
+        ck_assert_int_ge(fd, 0);
+        for (int i = 0; i < 20; i++)
+            ask(fd, "hello");
+        ck_assert_int_eq(green_write_all(fd, "nap", 3, 5.0), 3);
+        green_sleep(0.05); /* the handler naps: its watcher is idle */
+        double c0 = cpu_seconds(), t0 = tu_now();
+        /* A message the handler is not reading yet. */
+        ck_assert_int_eq(green_write_all(fd, "early", 5, 5.0), 5);
+        char back[32];
+        ssize_t got = 0;
+        while (got < 14) { /* "ok:nap" and "ok:early", in one piece or two */
+            ssize_t r = green_read(fd, back + got, sizeof back - (size_t)got, 5.0);
+            ck_assert_int_gt(r, 0);
+            got += r;
+        }
+        ck_assert_int_eq(got, 14);
+        ck_assert(memcmp(back, "ok:napok:early", 14) == 0);
+        double cpu = cpu_seconds() - c0, wall = tu_now() - t0;
+        ck_assert_msg(cpu < wall / 2 + 0.02, "the hub spun: %.3f s of CPU in %.3f s", cpu, wall);
+        ask(fd, "after");
+        green_close(fd);
+    }
+    ck_assert_int_eq(green_server_stop(s, 1.0), 0);
+    green_server_free(s);
+    ck_assert_uint_eq(green_count(), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server");
@@ -729,6 +800,7 @@ int main(void)
     tcase_add_test(tc, server_accepts_at_once_in_own_greenlet);
     tcase_add_test(tc, server_max_conns_respected);
     tcase_add_test(tc, server_many_connections);
+    tcase_add_test(tc, server_keep_alive_connection);
     tcase_add_test(tc, server_emfile_backs_off);
     suite_add_tcase(s, tc);
     TCase *ts = tcase_create("stop");
