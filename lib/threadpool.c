@@ -16,6 +16,11 @@
  *
  * The ev_async is unref'd while no job of the hub is out, so an idle pool
  * neither keeps green_wait waiting nor hides a deadlock.
+ *
+ * Fork. The child has none of the parent's threads, so the jobs its hub had
+ * out will never arrive there: the child's fork handler ends each one, its
+ * waiter failing with EAGAIN (a retry in the child runs on a fresh pool),
+ * which is why the hub keeps a list of the jobs it has out.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -25,6 +30,7 @@
 
 struct job {
     struct job            *next;
+    struct job            *out_next, *out_prev; /* the hub's jobs out (hub thread only) */
     void                *(*fn)(void *);
     void                  *arg;
     void                  *result;
@@ -40,7 +46,31 @@ struct green__pool_inbox {
     pthread_mutex_t lock;
     struct job     *done;    /* finished, newest first */
     unsigned        pending; /* submitted and not yet arrived (hub thread only) */
+    struct job     *out;     /* those jobs (hub thread only) */
 };
+
+static void out_remove(struct green__pool_inbox *in, struct job *j)
+{
+    if (j->out_prev)
+        j->out_prev->out_next = j->out_next;
+    else
+        in->out = j->out_next;
+    if (j->out_next)
+        j->out_next->out_prev = j->out_prev;
+    j->out_next = j->out_prev = NULL;
+}
+
+static void dispose(struct job *j);
+/* A job has arrived (or, in a forked child, never will): accounts for it. */
+static void job_arrived(struct green__pool_inbox *in, struct job *j)
+{
+    j->arrived = true;
+    out_remove(in, j);
+    if (--in->pending == 0) {
+        ev_unref(j->hub->loop);
+        green__active_dec(j->hub);
+    }
+}
 
 static struct {
     pthread_mutex_t lock;
@@ -61,8 +91,19 @@ static void pool_atfork_child(void)
     pool.threads = pool.idle = 0;
     /* A worker may have held the forking hub's inbox lock (it posts there). */
     struct green_hub *h = green__tls_hub;
-    if (h && h->inbox)
-        pthread_mutex_init(&h->inbox->lock, NULL);
+    struct green__pool_inbox *in = h ? h->inbox : NULL;
+    if (!in)
+        return;
+    pthread_mutex_init(&in->lock, NULL);
+    in->done = NULL; /* arrived in the parent, not here */
+    struct job *j;
+    while ((j = in->out) != NULL) {
+        job_arrived(in, j);
+        if (j->abandoned)
+            dispose(j);
+        else
+            green__trigger(j->waiter, EAGAIN); /* its caller disposes of it */
+    }
 }
 
 static void pool_init(void)
@@ -165,12 +206,7 @@ static void inbox_cb(struct ev_loop *loop, ev_async *a, int revents)
     }
     for (j = fifo; j; j = fifo) {
         fifo = j->next;
-        j->arrived = true;
-        struct green_hub *h = j->hub;
-        if (--in->pending == 0) {
-            ev_unref(loop);
-            green__active_dec(h);
-        }
+        job_arrived(in, j);
         if (j->abandoned)
             dispose(j);
         else
@@ -220,6 +256,10 @@ int green__threadpool_run(struct green_hub *h, void *(*fn)(void *), void *arg, v
         ev_ref(h->loop);
         green__active_inc(h);
     }
+    j->out_next = in->out;
+    if (in->out)
+        in->out->out_prev = j;
+    in->out = j;
     err = green__park(&w, timeout);
     if (err) {
         j->waiter = NULL;

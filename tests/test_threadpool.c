@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -293,6 +294,59 @@ START_TEST(calls_from_several_threads)
 }
 END_TEST
 
+
+/* A fork while jobs are out: in the child they can never arrive (the pool's
+ * threads stayed in the parent), so their waiters fail with EAGAIN, nothing
+ * is left waiting, and the pool works again there; the parent gets its
+ * results as usual. */
+static green_t *fork_callers[2];
+static struct call fork_calls[2];
+
+static void *fork_with_job_out(void *arg)
+{
+    (void)arg;
+    green_sleep(0.05); /* the callers' jobs are out */
+    pid_t pid = fork();
+    if (pid == 0) {
+        int code = 0;
+        if (green_joinall(fork_callers, 2, 5.0) != 0) /* nothing is stuck */
+            code = 1;
+        for (int i = 0; i < 2; i++)
+            if (fork_calls[i].rc != -1 || fork_calls[i].err != EAGAIN)
+                code = 2;
+        void *r = NULL;
+        if (green_threadpool_call(square, (void *)(intptr_t)7, &r, 5.0) != 0 || r != (void *)(intptr_t)49)
+            code = 3;
+        _exit(code);
+    }
+    return (void *)(intptr_t)pid;
+}
+
+START_TEST(fork_with_jobs_out)
+{
+    struct call *c = fork_calls;
+    green_t **g = fork_callers;
+    for (int i = 0; i < 2; i++) {
+        c[i] = (struct call){.fn = slow_job, .arg = (void *)(intptr_t)300, .timeout = -1};
+        g[i] = green_spawn(caller, &c[i]);
+    }
+    green_t *f = green_spawn(fork_with_job_out, NULL);
+    ck_assert_int_eq(green_join(f, 5.0), 0);
+    pid_t pid = (pid_t)(intptr_t)green_value(f);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(green_joinall(g, 2, 5.0), 0);
+    for (int i = 0; i < 2; i++) { /* the parent: results as usual */
+        ck_assert_int_eq(c[i].rc, 0);
+        ck_assert_ptr_eq(c[i].result, (void *)(intptr_t)42);
+        green_release(g[i]);
+    }
+    green_release(f);
+    int status;
+    ck_assert_int_eq(green_waitpid(pid, &status, 10.0), 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %x", status);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("threadpool");
@@ -307,6 +361,7 @@ int main(void)
     tcase_add_test(tc, bad_calls);
     tcase_add_test(tc, idle_pool_hides_no_deadlock);
     tcase_add_test(tc, calls_from_several_threads);
+    tcase_add_test(tc, fork_with_jobs_out);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
