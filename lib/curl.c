@@ -539,21 +539,14 @@ static void drive_once(struct curl_hub *ch)
  * the hub poll between every two hand-offs (a pass of the ready queue ends),
  * which costs more than it saves.
  *
- * So this extends the hub's current pass over the ready queue by the woken
- * greenlets and the driver (queued last): the same accounting green_yield's
- * in-place path does. It relies on internal.h's pass accounting: pass_left
- * never exceeds the ready greenlets (n counts wake-ups that queued one).
- * TODO(lead): a green__handoff(h, n) in hub.c would keep this there.
+ * So the driver yields with green__yield_behind: the woken greenlets and
+ * then the driver run in the hub's current pass over the ready queue.
  */
 static void handoff(struct curl_hub *ch)
 {
-    struct green_hub *h = ch->hub;
     unsigned n = ch->handed;
     ch->handed = 0;
-    green_t *self = h->current;
-    green__make_ready(h, self);
-    h->pass_left += n + 1;
-    green__schedule(h);
+    green__yield_behind(ch->hub, n);
 }
 
 static void *driver_main(void *arg)

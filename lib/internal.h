@@ -277,6 +277,14 @@ static inline void green__make_ready(struct green_hub *h, green_t *g)
  */
 void green__schedule(struct green_hub *h);
 
+/*
+ * Yields so that the `woken` greenlets the caller has just made ready, and
+ * then the caller, run in the current pass over the ready queue rather than
+ * after the next poll (lib/curl.c: a performer woken with its result adds
+ * its next transfer before the driver's next call into curl).
+ */
+void green__yield_behind(struct green_hub *h, size_t woken);
+
 /* After a greenlet finishes: never returns. */
 void green__schedule_final(struct green_hub *h) __attribute__((noreturn));
 /* The same for the finished greenlet arg, entered by a jump when its entry

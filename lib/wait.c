@@ -29,34 +29,29 @@ int green__park_deadline(struct green__waiter *w, double timeout)
 {
     green_t *g = w->g;
     struct green_hub *h = g->hub;
-    double now = 0, deadline = INFINITY;
-    if (timeout >= 0 || g->tmo_deadline < INFINITY) {
-        now = green__now(h);
-        if (timeout >= 0)
-            w->deadline = deadline = now + timeout;
-        if (g->tmo_deadline < deadline)
-            deadline = g->tmo_deadline;
-        if (deadline <= now) {
-            green__waitlist_remove(w);
-            return ETIMEDOUT;
-        }
+    /* green__park comes here only with a deadline: its own or a
+     * green_timeout's. */
+    double now = green__now(h), deadline = INFINITY;
+    if (timeout >= 0)
+        w->deadline = deadline = now + timeout;
+    if (g->tmo_deadline < deadline)
+        deadline = g->tmo_deadline;
+    if (deadline <= now) {
+        green__waitlist_remove(w);
+        return ETIMEDOUT;
     }
     ev_timer timer;
-    if (deadline < INFINITY) {
-        ev_timer_init(&timer, park_timer_cb, deadline - now, 0.);
-        timer.data = w;
-        ev_timer_start(h->loop, &timer);
-        green__active_inc(h);
-    }
+    ev_timer_init(&timer, park_timer_cb, deadline - now, 0.);
+    timer.data = w;
+    ev_timer_start(h->loop, &timer);
+    green__active_inc(h);
     g->waiter = w;
     do
-        green__schedule(h);
+        green__schedule_inline(h);
     while (!w->done);
     g->waiter = NULL;
-    if (deadline < INFINITY) {
-        ev_timer_stop(h->loop, &timer);
-        green__active_dec(h);
-    }
+    ev_timer_stop(h->loop, &timer);
+    green__active_dec(h);
     return w->err;
 }
 

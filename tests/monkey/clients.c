@@ -239,18 +239,26 @@ static bool reply_is(redisReply *r, int type, const char *str)
     return r && r->type == type && (!str || (r->str && strcmp(r->str, str) == 0));
 }
 
+/* Connects to the test's redis; on failure records why in o and returns NULL. */
+static redisContext *redis_connect(struct outcome *o, const char *what)
+{
+    redisContext *c = redisConnect("127.0.0.1", redis_port);
+    if (c && !c->err)
+        return c;
+    fail_with(o, "%s: %s", what, c ? c->errstr : "no memory");
+    redisFree(c);
+    return NULL;
+}
+
 /* SET and GET keys of its own (a short value and a 200 KB one), then BLPOP
  * its own list, which the pusher fills once every client is blocked. */
 static void *redis_client(void *arg)
 {
     struct outcome *o = arg;
     o->ok = true;
-    redisContext *c = redisConnect("127.0.0.1", redis_port);
-    if (!c || c->err) {
-        fail_with(o, "redisConnect: %s", c ? c->errstr : "no memory");
-        redisFree(c);
+    redisContext *c = redis_connect(o, "redisConnect");
+    if (!c)
         return NULL;
-    }
     char key[96], val[96], list[96], item[96];
     snprintf(key, sizeof key, "%s:key:%d", redis_prefix, o->index);
     snprintf(val, sizeof val, "value %d", o->index);
@@ -295,12 +303,9 @@ static void *redis_timeout_client(void *arg)
 {
     struct outcome *o = arg;
     o->ok = true;
-    redisContext *c = redisConnect("127.0.0.1", redis_port);
-    if (!c || c->err) {
-        fail_with(o, "redisConnect: %s", c ? c->errstr : "no memory");
-        redisFree(c);
+    redisContext *c = redis_connect(o, "redisConnect");
+    if (!c)
         return NULL;
-    }
     double t0 = now();
     redisReply *r = redisCommand(c, "BLPOP %s:never 1", redis_prefix);
     o->elapsed = now() - t0;
@@ -334,12 +339,9 @@ static void *redis_pusher(void *arg)
 {
     struct outcome *o = arg;
     o->ok = true;
-    redisContext *c = redisConnect("127.0.0.1", redis_port);
-    if (!c || c->err) {
-        fail_with(o, "pusher redisConnect: %s", c ? c->errstr : "no memory");
-        redisFree(c);
+    redisContext *c = redis_connect(o, "pusher redisConnect");
+    if (!c)
         return NULL;
-    }
     double deadline = now() + 5;
     /* The clients (the one that times out may have finished already). */
     int want = redis_n;

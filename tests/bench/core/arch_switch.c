@@ -43,6 +43,13 @@ static void co_entry(void *arg)
     }
 }
 
+/* n round trips, main -> coroutine -> main. */
+static void pingpong(long n)
+{
+    for (long i = 0; i < n; i++)
+        green__ctx_switch(&main_ctx, &co_ctx);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "same";
@@ -60,30 +67,11 @@ int main(int argc, char **argv)
     green__ctx_switch(&main_ctx, &co_ctx); /* first entry: sets the flag */
 
     double v[64], vc[64];
-    long long dt[64], dc[64];
     if (runs > 64)
         runs = 64;
-    unsigned main_mxcsr = 0;
-    for (int r = 0; r < runs; r++) {
-        /* No floating point from here to the end of the loop: it would set
-         * main's sticky flags and change what is being measured. */
-        _mm_setcsr(_mm_getcsr() & ~0x3fu);
-        long long c0 = bench_cpu_int();
-        long long t0 = bench_now_int();
-        for (long i = 0; i < n; i++)
-            green__ctx_switch(&main_ctx, &co_ctx);
-        long long t1 = bench_now_int();
-        long long c1 = bench_cpu_int();
-        main_mxcsr = _mm_getcsr();
-        dt[r] = t1 - t0;
-        dc[r] = c1 - c0;
-    }
+    unsigned main_mxcsr = bench_switch_runs(pingpong, n, runs, v, vc);
     probe = 1;
     green__ctx_switch(&main_ctx, &co_ctx);
-    for (int r = 0; r < runs; r++) {
-        v[r] = (double)dt[r] / (2.0 * (double)n);
-        vc[r] = (double)dc[r] / (2.0 * (double)n);
-    }
     /* What each side ran with, so that the "mxcsr" case can be checked to be
      * what it claims. In load mode each context keeps its own sticky flags;
      * in compare mode they are the thread's (switch_x86_64.S). */

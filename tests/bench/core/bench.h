@@ -218,4 +218,38 @@ static inline long bench_arg(int argc, char **argv, int i, long def)
     return argc > i ? strtol(argv[i], NULL, 10) : def;
 }
 
+#if defined(__SSE__)
+#include <xmmintrin.h>
+/*
+ * The raw-switch ping-pongs (arch_switch.c, ucontext_switch.c): times `runs`
+ * calls of pingpong(n), n round trips of two switches each, and fills v and
+ * vc (at most 64) with wall and CPU ns per switch. Main's MXCSR sticky flags
+ * are cleared before each run, and no floating point runs inside one (it
+ * would set them again and change what is measured). Returns main's MXCSR
+ * as the last run left it.
+ */
+static inline unsigned bench_switch_runs(void (*pingpong)(long n), long n, int runs, double *v,
+                                         double *vc)
+{
+    unsigned main_mxcsr = 0;
+    long long dt[64], dc[64];
+    for (int r = 0; r < runs && r < 64; r++) {
+        _mm_setcsr(_mm_getcsr() & ~0x3fu);
+        long long c0 = bench_cpu_int();
+        long long t0 = bench_now_int();
+        pingpong(n);
+        long long t1 = bench_now_int();
+        long long c1 = bench_cpu_int();
+        main_mxcsr = _mm_getcsr();
+        dt[r] = t1 - t0;
+        dc[r] = c1 - c0;
+    }
+    for (int r = 0; r < runs && r < 64; r++) {
+        v[r] = (double)dt[r] / (2.0 * (double)n);
+        vc[r] = (double)dc[r] / (2.0 * (double)n);
+    }
+    return main_mxcsr;
+}
+#endif
+
 #endif

@@ -8,19 +8,11 @@
  *
  *   raw_multi URL [N] [CONC] [RUNS]
  *
- * Each run first makes one warm-up transfer per handle (to open the
- * keep-alive connections), then times N transfers. Prints
- * "result curl_raw_rps <median requests/s>" and "result curl_raw_cpu_us
- * <median CPU µs per request>", and the requests per second of its own CPU
- * time as "result curl_raw_rps@cpu".
+ * Runs and results as client.h says, under the key "raw".
  */
-#include <curl/curl.h>
 #include <ev.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/resource.h>
 
-#include "../core/bench.h"
+#include "client.h"
 
 struct sock {
     ev_io io;
@@ -30,8 +22,7 @@ struct sock {
 static struct ev_loop *loop;
 static CURLM *multi;
 static ev_timer timer;
-static long started, finished, target, errors;
-static size_t bytes;
+static long started, finished, target;
 
 static void check_done(void);
 
@@ -95,14 +86,6 @@ static int timer_cb(CURLM *m, long ms, void *userp)
     return 0;
 }
 
-static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
-{
-    (void)p;
-    (void)ud;
-    bytes += size * nmemb;
-    return size * nmemb;
-}
-
 /* Re-adds every finished handle while transfers remain to start. */
 static void check_done(void)
 {
@@ -112,10 +95,7 @@ static void check_done(void)
         if (m->msg != CURLMSG_DONE)
             continue;
         CURL *e = m->easy_handle;
-        long code = 0;
-        if (m->data.result != CURLE_OK ||
-            (curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code), code != 200))
-            errors++;
+        curl_client_done(e, m->data.result);
         curl_multi_remove_handle(multi, e);
         finished++;
         if (started < target) {
@@ -129,6 +109,7 @@ static void check_done(void)
 
 static void run(CURL **es, long conc, long n)
 {
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, conc * 2);
     started = finished = 0;
     target = n;
     for (long i = 0; i < conc && started < target; i++) {
@@ -138,64 +119,15 @@ static void run(CURL **es, long conc, long n)
     ev_run(loop, 0);
 }
 
-static double cpu_us(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
-
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: raw_multi URL [N] [CONC] [RUNS]\n");
-        return 2;
-    }
-    const char *url = argv[1];
-    long n = argc > 2 ? atol(argv[2]) : 20000;
-    long conc = argc > 3 ? atol(argv[3]) : 500;
-    int runs = argc > 4 ? atoi(argv[4]) : 5;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     loop = ev_default_loop(0);
     multi = curl_multi_init();
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, conc * 2);
     ev_init(&timer, timer_ev_cb);
-    CURL **es = calloc((size_t)conc, sizeof *es);
-    for (long i = 0; i < conc; i++) {
-        es[i] = curl_easy_init();
-        curl_easy_setopt(es[i], CURLOPT_URL, url);
-        curl_easy_setopt(es[i], CURLOPT_WRITEFUNCTION, write_cb);
-        curl_easy_setopt(es[i], CURLOPT_NOSIGNAL, 1L); /* as the thread pool must */
-    }
-    double rps[64], rps_cpu[64], cpu[64];
-    if (runs > 64)
-        runs = 64;
-    for (int r = 0; r < runs; r++) {
-        run(es, conc, conc); /* warm-up: the keep-alive connections */
-        errors = 0;
-        double c0 = cpu_us(), t0 = bench_now_ns();
-        run(es, conc, n);
-        double dt = (bench_now_ns() - t0) / 1e9;
-        rps[r] = (double)n / dt;
-        cpu[r] = (cpu_us() - c0) / (double)n;
-        rps_cpu[r] = 1e6 / cpu[r];
-        if (errors) {
-            fprintf(stderr, "raw_multi: %ld failed transfers\n", errors);
-            return 1;
-        }
-    }
-    printf("# %ld GETs of %s per run, %ld handles at once, %zu bytes of bodies in all\n", n, url,
-           conc, bytes);
-    bench_report_runs("curl_raw_rps", rps, runs, "requests/s");
-    bench_report_runs("curl_raw_rps@cpu", rps_cpu, runs, "requests per CPU second");
-    bench_report_runs("curl_raw_cpu_us", cpu, runs, "CPU us per request");
-    for (long i = 0; i < conc; i++)
-        curl_easy_cleanup(es[i]);
-    free(es);
+    int rc = curl_client_main(argc, argv, "raw_multi", "raw", "handles at once", 500, run);
     curl_multi_cleanup(multi);
     curl_global_cleanup();
-    return 0;
+    return rc;
 }
