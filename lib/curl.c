@@ -52,6 +52,25 @@
  * event to curl. Level-triggered watchers left armed would make the hub spin
  * while the driver is held up in a transfer's callback.
  *
+ * A socket's record and watcher go when curl says CURL_POLL_REMOVE, which
+ * it does at the end of every transfer, when the connection goes back to
+ * the cache; the next transfer on that connection announces the fd anew,
+ * and libev's ev_io_set makes one epoll_ctl for it (an ADD that fails with
+ * EEXIST: ~0.8 per GET, ~3 % of the CPU of a small keep-alive GET; the raw
+ * multi loop pays the same). Keeping the watcher across transfers would
+ * need to know that the fd is still the same file, and libcurl 7.88 does
+ * not report closing a cached connection's socket to the multi (only
+ * CURLOPT_CLOSESOCKETFUNCTION would, an option of the program's own easy
+ * handles): a reused fd number would then never reach epoll and its
+ * transfer would hang. So it is not done.
+ *
+ * Cost: with N transfers to one host in flight, libcurl 7.88 walks its
+ * connection cache linearly twice per transfer (the search for a free
+ * connection, and close_connect_only when the handle is removed), so its
+ * CPU per transfer grows with N: ~21 µs per small GET at 16 in flight,
+ * ~38 µs at 500, on the bench machine, for this driver and a raw
+ * curl_multi_socket_action loop alike (tests/bench/suite_curl.sh).
+ *
  *   performer ── add_handle ──────────────────────────────────▶ CURLM
  *       │  ▲                                                      │
  *       │  └ trigger (completed), then remove_handle              │ socket and

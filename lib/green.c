@@ -2,9 +2,9 @@
  * Greenlet life cycle: spawn, run, finish, join, kill, iwait.
  *
  * Ownership: green_spawn returns a handle with two references, the caller's
- * and the library's. The library drops its own once the greenlet has
- * finished and its stack has been recycled (in green__resumed, by whichever
- * context runs next); the struct is freed when the last reference goes. The
+ * and the library's. The library drops its own when the greenlet has
+ * finished, in its last switch (green__leave, hub.c), which also
+ * gives its stack back; the struct is freed when the last reference goes. The
  * stack is given back as soon as the greenlet finishes, so a finished
  * greenlet whose handle is kept costs only its struct.
  */
@@ -21,16 +21,14 @@
 /* Freed greenlet structs kept per hub, so a warm spawn does not malloc. */
 #define SPARE_MAX 1024
 static _Atomic uint64_t id_next = 1;
-static __thread uint64_t id_cur, id_end;
 
 uint64_t green__next_id(struct green_hub *h)
 {
-    (void)h;
-    if (id_cur == id_end) {
-        id_cur = atomic_fetch_add(&id_next, ID_BLOCK);
-        id_end = id_cur + ID_BLOCK;
+    if (GREEN__UNLIKELY(h->id_cur == h->id_end)) {
+        h->id_cur = atomic_fetch_add(&id_next, ID_BLOCK);
+        h->id_end = h->id_cur + ID_BLOCK;
     }
-    return id_cur++;
+    return h->id_cur++;
 }
 
 static void finish(green_t *g, void *result);
@@ -58,7 +56,8 @@ static void finish(green_t *g, void *result)
     if (g->nlocals)
         green__locals_destroy(g); /* before the joiners resume */
     g->state = GREEN_DONE;
-    green__waitlist_wake_all(&g->joiners, 0);
+    while (!green__waitlist_empty(&g->joiners))
+        green__trigger_first(h, &g->joiners, 0);
     struct green__link *l;
     while ((l = g->links) != NULL) {
         g->links = l->next;
@@ -67,7 +66,15 @@ static void finish(green_t *g, void *result)
         l->next = l->prev = NULL;
         l->fn(l, g);
     }
-    green__hub_greenlet_done(h, g);
+    /* Off the hub's list of live greenlets (green_dump, green_count). */
+    if (g->all_prev)
+        g->all_prev->all_next = g->all_next;
+    else
+        h->all = g->all_next;
+    if (g->all_next)
+        g->all_next->all_prev = g->all_prev;
+    g->all_next = g->all_prev = NULL;
+    h->count--;
 }
 
 void green__link_add(green_t *g, struct green__link *l)
@@ -105,45 +112,66 @@ static green_t *create(const green_attr_t *attr, green_fn fn, void *arg, struct 
     struct green_hub *h = green__hub();
     if (!h)
         return NULL;
-    size_t size = attr && attr->stack_size ? green__stack_round(attr->stack_size)
-                                           : green__stack_default();
-    if (!size) {
-        errno = EINVAL;
-        return NULL;
+    size_t size = green__stack_default();
+    char *name = NULL;
+    if (attr) {
+        if (attr->stack_size && !(size = green__stack_round(attr->stack_size))) {
+            errno = EINVAL;
+            return NULL;
+        }
+        if (attr->name && !(name = strdup(attr->name))) {
+            errno = ENOMEM;
+            return NULL;
+        }
     }
+    struct green__slot *stack = green__stack_take(h, size);
     green_t *g = h->spare;
-    if (g) {
+    if (GREEN__LIKELY(g != NULL)) {
         h->spare = g->rq_next;
         h->nspare--;
-    } else if (!(g = malloc(sizeof *g))) {
-        errno = ENOMEM;
-        return NULL;
+    } else {
+        g = malloc(sizeof *g);
     }
-    memset(g, 0, sizeof *g);
-    if ((attr && attr->name && !(g->name = strdup(attr->name))) ||
-        !(g->stack = green__stack_get(h, size))) {
-        free(g->name);
+    if (!g || !stack) {
+        if (stack)
+            green__stack_put(h, stack, NULL, NULL);
         free(g);
+        free(name);
         errno = ENOMEM;
         return NULL;
     }
-    void *lo = green__stack_lo(g->stack), *top = green__stack_top(g->stack);
-    green__ctx_make(&g->ctx, lo, top, entry, green__leave, g);
-#if defined(GREEN_ASAN)
-    g->asan_bottom = lo;
-    g->asan_size = (size_t)((char *)top - (char *)lo);
-#endif
+    /* Every field, without a memset: this is the warm spawn's hot path. */
+    green__ctx_make(&g->ctx, stack->lo, stack->top, entry, green__leave, g);
     g->hub = h;
+    g->rq_next = NULL;
+    g->waiter = NULL;
+    g->state = GREEN_NEW;
+    g->killed = g->is_main = g->is_hub = false;
     g->refs = 2; /* the caller's and the library's */
     g->id = green__next_id(h);
     g->fn = fn;
     g->arg = arg;
-    g->low_water = top;
+    g->result = NULL;
+    g->name = name;
+    g->stack = stack;
+    g->low_water = stack->top;
     g->tmo_deadline = INFINITY;
+    g->tmo_top = NULL;
+    g->joiners.head = g->joiners.tail = NULL;
+    g->links = NULL;
+    g->all_prev = NULL;
     g->all_next = h->all;
     if (h->all)
         h->all->all_prev = g;
     h->all = g;
+    g->locals = NULL;
+    g->nlocals = 0;
+    g->later = NULL;
+#if defined(GREEN_ASAN)
+    g->asan_fake = NULL;
+    g->asan_bottom = stack->lo;
+    g->asan_size = (size_t)(stack->top - stack->lo);
+#endif
     h->count++;
     *hp = h;
     return g;
@@ -212,10 +240,16 @@ void green_release(green_t *g)
 {
     if (!g || g->hub != green__tls_hub || g->is_main || g->is_hub)
         return;
-    if (--g->refs > 0)
-        return;
-    free(g->name);
-    free(g->locals);
+    if (--g->refs == 0)
+        green__greenlet_free(g);
+}
+
+void green__greenlet_free(green_t *g)
+{
+    if (g->name)
+        free(g->name);
+    if (g->locals)
+        free(g->locals);
     struct green_hub *h = g->hub;
     if (h->nspare < SPARE_MAX) {
         g->rq_next = h->spare;

@@ -17,8 +17,8 @@
  * ever wake anyone: the main greenlet, which must be parked, is woken with
  * EDEADLK (gevent raises LoopExit in the same situation).
  *
- * Stacks of finished greenlets are recycled by whichever context runs next
- * (green__resumed): a greenlet never frees the stack it runs on.
+ * A finished greenlet gives its stack back itself, just before its last
+ * switch (green__leave).
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,20 +40,14 @@ uint64_t green__next_id(struct green_hub *h);
 /* Switching                                                                  */
 /* ------------------------------------------------------------------------ */
 
+#if defined(GREEN_ASAN)
 void green__resumed(struct green_hub *h)
 {
-#if defined(GREEN_ASAN)
-    green_t *prev = h->prev;
-    __sanitizer_finish_switch_fiber(h->current->asan_fake, &prev->asan_bottom, &prev->asan_size);
-#endif
-    green_t *d = h->dead;
-    if (d) {
-        h->dead = NULL;
-        green__stack_put(h, d->stack, d->low_water);
-        d->stack = NULL;
-        green_release(d); /* the library's reference */
-    }
+    green_t *prev = h->prev; /* NULL after a finished greenlet's last switch */
+    __sanitizer_finish_switch_fiber(h->current->asan_fake, prev ? &prev->asan_bottom : NULL,
+                                    prev ? &prev->asan_size : NULL);
 }
+#endif
 
 void green_yield(void)
 {
@@ -101,17 +95,34 @@ void green__yield_behind(struct green_hub *h, size_t woken)
     green__schedule_inline(h);
 }
 
-void green__schedule_final(struct green_hub *h)
-{
-    h->dead = h->current;
-    green__schedule_inline(h);
-    abort(); /* a finished greenlet is never resumed */
-}
-
+/*
+ * A finished greenlet's last switch, entered by a jump when its function has
+ * returned (see green__ctx_make) or from green_exit. Its stack goes back to
+ * the pool and the library's reference is dropped before it leaves, while it
+ * still runs on that stack: nothing can take the stack before the switch
+ * below (this thread spawns nothing in between, and green__stack_put keeps
+ * the pages from this frame up), and the switch is a one-way jump that saves
+ * nothing in the greenlet, which may be freed by then.
+ */
 void green__leave(void *arg)
 {
-    green_t *g = arg;
-    green__schedule_final(g->hub);
+    green_t *self = arg, *next;
+    struct green_hub *h = self->hub;
+    green__stack_give(h, self->stack, self->low_water, green__sp());
+    self->stack = NULL;
+    if (h->pass_left == 0 && green__pass_over(h))
+        next = &h->hubg;
+    else
+        next = green__rq_pop(h);
+    h->current = next;
+    green__monitor_tick(h);
+#if defined(GREEN_ASAN)
+    h->prev = NULL;
+    __sanitizer_start_switch_fiber(NULL, next->asan_bottom, next->asan_size);
+#endif
+    if (--self->refs == 0) /* the library's reference; the caller's went first */
+        green__greenlet_free(self);
+    green__ctx_jump(&h->dead_ctx, &next->ctx);
 }
 
 static void deadlock(struct green_hub *h)
@@ -164,7 +175,7 @@ static void hub_destroy(void *arg)
     green__locals_destroy(&h->main);
     green__io_free(h);
     green__threadpool_hub_free(h);
-    green__stack_put(h, h->hubg.stack, NULL);
+    green__stack_put(h, h->hubg.stack, NULL, NULL);
     green__stack_pools_free(h);
     green__spares_free(h);
     ev_loop_destroy(h->loop);
@@ -218,7 +229,7 @@ struct green_hub *green__hub_create(void)
     h->hubg.stack = green__stack_get(h, green__stack_default());
     if (!h->hubg.stack || !h->hubg.name || green__overflow_init(h) != 0) {
         if (h->hubg.stack)
-            green__stack_put(h, h->hubg.stack, NULL);
+            green__stack_put(h, h->hubg.stack, NULL, NULL);
         green__stack_pools_free(h);
         free(h->hubg.name);
         ev_loop_destroy(h->loop);
@@ -226,7 +237,7 @@ struct green_hub *green__hub_create(void)
         errno = ENOMEM;
         return NULL;
     }
-    void *lo = green__stack_lo(h->hubg.stack), *top = green__stack_top(h->hubg.stack);
+    char *lo = h->hubg.stack->lo, *top = h->hubg.stack->top;
     green__ctx_make(&h->hubg.ctx, lo, top, hub_main, NULL, h);
     h->hubg.low_water = top;
 #if defined(GREEN_ASAN)
@@ -248,18 +259,6 @@ double green__now(struct green_hub *h)
 {
     ev_now_update(h->loop);
     return ev_now(h->loop);
-}
-
-void green__hub_greenlet_done(struct green_hub *h, green_t *g)
-{
-    if (g->all_prev)
-        g->all_prev->all_next = g->all_next;
-    else
-        h->all = g->all_next;
-    if (g->all_next)
-        g->all_next->all_prev = g->all_prev;
-    g->all_next = g->all_prev = NULL;
-    h->count--;
 }
 
 /* ------------------------------------------------------------------------ */

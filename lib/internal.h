@@ -96,7 +96,7 @@ struct green__waiter {
     bool                     done;       /* triggered */
     void                    *value;      /* what a waker handed over */
     uintptr_t                aux;        /* free for the wait's owner */
-    double                   deadline;   /* the call's own deadline (park sets it) */
+    double                   deadline;   /* the call's own deadline (set by a park with a timeout) */
     const char              *what;       /* "sleep", "join"…: shown by green_dump */
     const void              *obj;        /* what it waits on: shown by green_dump */
 };
@@ -122,6 +122,10 @@ struct green__waiter {
  *   void green__trigger(struct green__waiter *w, int err);
  *       Wakes w's greenlet with err unless it was woken already. Never
  *       switches.
+ *   struct green__waiter *green__trigger_first(struct green_hub *h,
+ *                                              struct green__waitlist *l, int err);
+ *       The same for the first waiter of a list that is not empty, on hub
+ *       h; returns it (the hand-off path of locks).
  *
  * They are inline because every hand-off runs them (a semaphore hand-off
  * is a trigger and a park); only a park with a deadline goes out of line.
@@ -153,6 +157,8 @@ struct green__link {
     void (*fn)(struct green__link *link, green_t *g);
 };
 
+/* create() in green.c sets every field one by one (no memset on the warm
+ * spawn path): a field added here must be set there too. */
 struct green {
     green__ctx_t           ctx;
     struct green_hub      *hub;
@@ -184,6 +190,9 @@ struct green {
 #endif
 };
 
+/* Frees a greenlet whose last reference is gone (keeps the struct for reuse). */
+void green__greenlet_free(green_t *g);
+
 /* Links: fn(link, g) runs in the finishing greenlet; it must not block. */
 void green__link_add(green_t *g, struct green__link *link);
 void green__link_remove(green_t *g, struct green__link *link);
@@ -199,19 +208,25 @@ struct green__pool_inbox;
 struct green_hub {
     struct ev_loop       *loop;
     green_t              *current;
+    /* nready and pass_left are not neighbours on purpose: GCC's -O2 would
+     * otherwise pair their updates into one 16-byte vector load and store,
+     * and that load, of two fields just stored one by one, stalls the
+     * store-to-load forwarding (~5 ns on every spawn+join here). */
+    size_t                pass_left;     /* ready greenlets left in this pass */
     green_t              *rq_head, *rq_tail;
     size_t                nready;
-    size_t                pass_left;     /* ready greenlets left in this pass */
     unsigned              nactive;       /* watchers the library keeps active */
     bool                  user_loop;     /* green_loop() was called: always poll */
-    green_t              *dead;          /* finished; its stack is freed by whoever runs next */
+    green__ctx_t          dead_ctx;      /* scratch for an ended context's last switch */
     green_t              *prev;          /* greenlet that switched last (ASan) */
     size_t                count;         /* live greenlets, main excluded */
     green_t              *all;           /* live greenlets, for green_dump */
     struct green__stack_pool *pools;     /* stack pools, one per size */
+    struct green__slot   *hot_stack;     /* the stack given back last (stack.c) */
     struct green__fdw   **fdw;           /* io.c: fd -> watcher, while waited on */
     int                   nfdw;
     struct green__pool_inbox *inbox;     /* threadpool.c: finished jobs */
+    uint64_t              id_cur, id_end; /* the block of ids this hub hands out */
     green_t              *spare;         /* freed greenlet structs, for reuse */
     unsigned              nspare;
     pthread_t             thread;
@@ -285,21 +300,21 @@ void green__schedule(struct green_hub *h);
  */
 void green__yield_behind(struct green_hub *h, size_t woken);
 
-/* After a greenlet finishes: never returns. */
-void green__schedule_final(struct green_hub *h) __attribute__((noreturn));
-/* The same for the finished greenlet arg, entered by a jump when its entry
- * function returns (see green__ctx_make). */
+/* A finished greenlet's last switch (arg: the greenlet); never returns. It
+ * is the `leave` of every greenlet's context (see green__ctx_make). */
 void green__leave(void *arg) __attribute__((noreturn));
 
-/* Housekeeping every resumed context does (stack of a dead greenlet, ASan). */
+/* What every resumed context does under ASan: finish the fiber switch. */
+#if defined(GREEN_ASAN)
 void green__resumed(struct green_hub *h);
+#else
+static inline void green__resumed(struct green_hub *h) { (void)h; }
+#endif
 
 /* Keeps a library watcher counted for the pass-end poll decision. */
 static inline void green__active_inc(struct green_hub *h) { h->nactive++; }
 static inline void green__active_dec(struct green_hub *h) { h->nactive--; }
 
-/* Called by the greenlet code when a greenlet finishes (count, green_wait). */
-void green__hub_greenlet_done(struct green_hub *h, green_t *g);
 
 /* ------------------------------------------------------------------------ */
 /* The scheduler's switch path, inline (hub.c has the rest)                   */
@@ -327,12 +342,10 @@ static inline __attribute__((always_inline)) void green__switch_to(struct green_
     green__monitor_tick(h);
 #if defined(GREEN_ASAN)
     h->prev = self;
-    __sanitizer_start_switch_fiber(self->state == GREEN_DONE ? NULL : &self->asan_fake,
-                                   next->asan_bottom, next->asan_size);
+    __sanitizer_start_switch_fiber(&self->asan_fake, next->asan_bottom, next->asan_size);
 #endif
     green__ctx_switch(&self->ctx, &next->ctx);
-    if (GREEN__UNLIKELY(h->dead != NULL) || GREEN_ASAN_ON)
-        green__resumed(h);
+    green__resumed(h);
 }
 
 static inline green_t *green__rq_pop(struct green_hub *h)
@@ -346,18 +359,25 @@ static inline green_t *green__rq_pop(struct green_hub *h)
     return g;
 }
 
+/* The stack pointer (no frame pointer forced, unlike __builtin_frame_address). */
+static inline __attribute__((always_inline)) char *green__sp(void)
+{
+    char *sp;
+#if defined(__x86_64__)
+    __asm__ volatile("movq %%rsp, %0" : "=r"(sp));
+#elif defined(__aarch64__)
+    __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+    sp = __builtin_frame_address(0);
+#endif
+    return sp;
+}
+
 /* Notes how deep the current greenlet's stack has been (stack.c gives the
  * pages of deep stacks back before reuse). */
 static inline void green__note_depth(green_t *self)
 {
-    char *sp;
-#if defined(__x86_64__)
-    __asm__("movq %%rsp, %0" : "=r"(sp)); /* no frame pointer forced, unlike */
-#elif defined(__aarch64__)                /* __builtin_frame_address */
-    __asm__("mov %0, sp" : "=r"(sp));
-#else
-    sp = __builtin_frame_address(0);
-#endif
+    char *sp = green__sp();
     if (GREEN__UNLIKELY(sp < self->low_water))
         self->low_water = sp;
 }
@@ -413,7 +433,6 @@ static inline void green__waiter_init(struct green__waiter *w, const char *what,
     w->done = false;
     w->value = NULL;
     w->aux = 0;
-    w->deadline = __builtin_inf();
     w->what = what;
     w->obj = obj;
 }
@@ -443,7 +462,6 @@ static inline void green__waitlist_remove(struct green__waiter *w)
         w->next->prev = w->prev;
     else
         l->tail = w->prev;
-    w->next = w->prev = NULL;
     w->list = NULL;
 }
 
@@ -455,6 +473,28 @@ static inline void green__trigger(struct green__waiter *w, int err)
     w->err = err;
     green__waitlist_remove(w);
     green__make_ready(w->g->hub, w->g);
+}
+
+/* green__trigger for the first waiter of a list that is not empty, whose
+ * greenlets belong to hub h: the same, minus the checks a listed head never
+ * needs (it cannot have been triggered, and it has no predecessor), and
+ * with the hub from the caller rather than from the waiter's greenlet, so
+ * that the hand-off is not a chain of dependent loads. Every hand-off of a
+ * lock runs it. */
+static inline struct green__waiter *green__trigger_first(struct green_hub *h,
+                                                         struct green__waitlist *l, int err)
+{
+    struct green__waiter *w = l->head;
+    l->head = w->next;
+    if (w->next)
+        w->next->prev = NULL;
+    else
+        l->tail = NULL;
+    w->list = NULL;
+    w->done = true;
+    w->err = err;
+    green__make_ready(h, w->g);
+    return w;
 }
 
 /* green__park with a deadline (its own timeout or a green_timeout's). */
@@ -478,19 +518,46 @@ static inline int green__park(struct green__waiter *w, double timeout)
 /* Stacks (stack.c)                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* The default stack size: GREEN_STACK_SIZE, else 256 KiB. */
-size_t green__stack_default(void);
+/* A stack slot: the usable range is [lo, top); the guard lies under lo. */
+struct green__slot {
+    struct green__slot  *next;   /* the pool's free list */
+    struct green__chunk *chunk;
+    char                *lo, *top;
+    unsigned             vg_id;  /* valgrind's stack id */
+};
+
+/* The default stack size: GREEN_STACK_SIZE, else 256 KiB. The first call
+ * settles it (and the page size, guard mode and map limit). */
+extern size_t green__stack_default_size;
+size_t green__stack_default_init(void);
+static inline size_t green__stack_default(void)
+{
+    size_t size = __atomic_load_n(&green__stack_default_size, __ATOMIC_ACQUIRE);
+    return GREEN__LIKELY(size != 0) ? size : green__stack_default_init();
+}
 /* Rounds a requested size; 0 if it is out of range. */
 size_t green__stack_round(size_t size);
 /* A stack of `size` bytes (already rounded) from the hub's pools; NULL ENOMEM. */
 struct green__slot *green__stack_get(struct green_hub *h, size_t size);
-/* Gives the stack back; low_water is the deepest sp seen on it (or NULL). */
-void green__stack_put(struct green_hub *h, struct green__slot *s, const char *low_water);
-/* Usable range of a stack: [lo, top). */
-void *green__stack_lo(const struct green__slot *s);
-void *green__stack_top(const struct green__slot *s);
+/* Gives the stack back; low_water is the deepest sp seen on it (or NULL);
+ * live, if not NULL, is the sp of a caller still running on it: pages from
+ * there up are kept. */
+void green__stack_put(struct green_hub *h, struct green__slot *s, const char *low_water,
+                      const char *live);
 /* Guard range under a stack, for the overflow handler. */
 void green__stack_guard(const struct green__slot *s, const char **lo, const char **hi);
+/*
+ * The warm path: each hub keeps the stack given back last in a slot of its
+ * own (hot_stack), so that a spawn after a join takes it with no pool
+ * work. It still counts as used in its chunk; green__stack_trim and
+ * green__stack_pools_free put it back first. A stack that went deep takes
+ * the pool's path, which gives its deep pages back.
+ */
+#define GREEN__DEEP_KEEP ((size_t)64 * 1024) /* pages kept below a stack's top */
+static inline struct green__slot *green__stack_take(struct green_hub *h, size_t size);
+static inline void green__stack_give(struct green_hub *h, struct green__slot *s,
+                                     const char *low_water, const char *live);
+
 /* Frees memory of stacks idle since the last call (the hub is about to sleep). */
 void green__stack_trim(struct green_hub *h);
 /* Frees every pool (thread exit). */
@@ -533,6 +600,25 @@ void green__proc_hub_free(struct green_hub *h);
 /* ------------------------------------------------------------------------ */
 /* Greenlet-local storage and the monitor                                     */
 /* ------------------------------------------------------------------------ */
+
+static inline struct green__slot *green__stack_take(struct green_hub *h, size_t size)
+{
+    struct green__slot *s = h->hot_stack;
+    if (GREEN__LIKELY(s != NULL) && (size_t)(s->top - s->lo) == size) {
+        h->hot_stack = NULL;
+        return s;
+    }
+    return green__stack_get(h, size);
+}
+
+static inline void green__stack_give(struct green_hub *h, struct green__slot *s,
+                                     const char *low_water, const char *live)
+{
+    if (!h->hot_stack && low_water >= s->top - GREEN__DEEP_KEEP)
+        h->hot_stack = s;
+    else
+        green__stack_put(h, s, low_water, live);
+}
 
 void green__locals_destroy(green_t *g);
 void green__spares_free(struct green_hub *h);

@@ -91,9 +91,8 @@ int green_sem_release(green_sem_t *s)
      * release, so with waiters (value 0) only a bound of 0 refuses. */
     if (s->bounded ? s->value >= s->bound : s->value == UINT_MAX)
         return green__fail(EINVAL);
-    struct green__waiter *w = green__waitlist_first(&s->waiters);
-    if (w)
-        green__trigger(w, 0);
+    if (!green__waitlist_empty(&s->waiters))
+        green__trigger_first(s->hub, &s->waiters, 0);
     else
         s->value++;
     return 0;

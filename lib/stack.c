@@ -26,8 +26,9 @@
  * per hub), so a warm spawn takes the most recently used stack and makes no
  * system call. Memory is given back in two ways:
  *  - a stack that went deep (its greenlet was seen suspended more than
- *    DEEP_KEEP below the top) has the pages below DEEP_KEEP dropped before it
- *    is reused;
+ *    DEEP_KEEP below the top) has the pages below DEEP_KEEP dropped when it
+ *    is given back (by the finished greenlet itself, before its last
+ *    switch);
  *  - when the hub is about to sleep, chunks whose stacks are all free and
  *    were used since the last trim are dropped with one madvise each, as
  *    long as the pool keeps more than KEEP_FREE free stacks. Busy programs
@@ -65,15 +66,8 @@
 #define GUARD_SIZE (64 * KIB)  /* virtual only: catches frames up to 64 KiB */
 #define CHUNK_BYTES (64 * MIB) /* aim for chunks this large */
 #define SLOTS_MAX 256
-#define DEEP_KEEP (64 * KIB)
+#define DEEP_KEEP GREEN__DEEP_KEEP
 #define KEEP_FREE 64
-
-struct green__slot {
-    struct green__slot  *next;   /* free list */
-    struct green__chunk *chunk;
-    char                *lo;     /* lowest usable byte; the guard lies below */
-    unsigned             vg_id;  /* valgrind's stack id */
-};
 
 struct green__chunk {
     struct green__chunk *next;      /* the pool's chunks */
@@ -100,7 +94,7 @@ struct green__stack_pool {
 };
 
 static size_t page_size;
-static size_t default_size;
+size_t green__stack_default_size;
 static _Atomic int guard_mode;      /* 0 unknown, 1 MADV_GUARD_INSTALL, 2 mprotect */
 static _Atomic long maps_used;      /* map-count entries our chunks take */
 static long maps_limit;
@@ -154,7 +148,7 @@ static void stack_init(void)
     if (RUNNING_ON_VALGRIND)
         atomic_store(&guard_mode, 2);
     /* Published last: a thread that sees it skips this function. */
-    __atomic_store_n(&default_size, size, __ATOMIC_RELEASE);
+    __atomic_store_n(&green__stack_default_size, size, __ATOMIC_RELEASE);
 }
 
 size_t green__stack_round(size_t size)
@@ -168,24 +162,10 @@ size_t green__stack_round(size_t size)
     return round_pages(size);
 }
 
-size_t green__stack_default(void)
+size_t green__stack_default_init(void)
 {
-    size_t size = __atomic_load_n(&default_size, __ATOMIC_ACQUIRE);
-    if (GREEN__UNLIKELY(!size)) {
-        pthread_once(&stack_once, stack_init);
-        size = default_size;
-    }
-    return size;
-}
-
-void *green__stack_lo(const struct green__slot *s)
-{
-    return s->lo;
-}
-
-void *green__stack_top(const struct green__slot *s)
-{
-    return s->lo + s->chunk->pool->size;
+    pthread_once(&stack_once, stack_init);
+    return green__stack_default_size;
 }
 
 void green__stack_guard(const struct green__slot *s, const char **lo, const char **hi)
@@ -302,6 +282,7 @@ static struct green__slot *carve(struct green__stack_pool *p)
         struct green__slot *s = &c->slots[i];
         s->chunk = c;
         s->lo = guard + GUARD_SIZE;
+        s->top = s->lo + p->size;
         s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + p->size);
         return s;
     }
@@ -327,16 +308,22 @@ struct green__slot *green__stack_get(struct green_hub *h, size_t size)
     return s;
 }
 
-void green__stack_put(struct green_hub *h, struct green__slot *s, const char *low_water)
+void green__stack_put(struct green_hub *h, struct green__slot *s, const char *low_water,
+                      const char *live)
 {
     struct green__chunk *c = s->chunk;
     struct green__stack_pool *p = c->pool;
     (void)h;
-    char *top = s->lo + p->size;
+    char *top = s->top;
     if (low_water && low_water < top - DEEP_KEEP) {
-        /* It went deep: drop the pages below DEEP_KEEP before reuse. */
-        size_t keep_from = (size_t)(top - DEEP_KEEP - s->lo) & ~(page_size - 1);
-        madvise(s->lo, keep_from, MADV_DONTNEED);
+        /* It went deep: drop the pages below DEEP_KEEP before reuse, but
+         * none at or above `live` (a green_exit called deep still runs). */
+        const char *keep = top - DEEP_KEEP;
+        if (live && live < keep)
+            keep = live;
+        size_t len = (size_t)(keep - s->lo) & ~(page_size - 1);
+        if (len)
+            madvise(s->lo, len, MADV_DONTNEED);
     }
     s->next = p->free;
     p->free = s;
@@ -348,8 +335,18 @@ void green__stack_put(struct green_hub *h, struct green__slot *s, const char *lo
     }
 }
 
+/* Puts the hub's hot stack back into its pool. */
+static void hot_flush(struct green_hub *h)
+{
+    if (h->hot_stack) {
+        green__stack_put(h, h->hot_stack, NULL, NULL);
+        h->hot_stack = NULL;
+    }
+}
+
 void green__stack_trim(struct green_hub *h)
 {
+    hot_flush(h);
     for (struct green__stack_pool *p = h->pools; p; p = p->next) {
         while (p->trim) {
             struct green__chunk *c = p->trim;
@@ -371,6 +368,7 @@ void green__stack_trim(struct green_hub *h)
 
 void green__stack_pools_free(struct green_hub *h)
 {
+    h->hot_stack = NULL; /* its chunk goes with the rest */
     struct green__stack_pool *p = h->pools;
     while (p) {
         struct green__stack_pool *pn = p->next;

@@ -10,11 +10,8 @@
 size_t green__waitlist_wake_all(struct green__waitlist *l, int err)
 {
     size_t n = 0;
-    struct green__waiter *w;
-    while ((w = l->head) != NULL) {
-        green__trigger(w, err);
-        n++;
-    }
+    for (; !green__waitlist_empty(l); n++)
+        green__trigger_first(l->head->g->hub, l, err);
     return n;
 }
 
@@ -33,7 +30,8 @@ int green__park_deadline(struct green__waiter *w, double timeout)
      * green_timeout's. */
     double now = green__now(h), deadline = INFINITY;
     if (timeout >= 0)
-        w->deadline = deadline = now + timeout;
+        deadline = now + timeout;
+    w->deadline = deadline;
     if (g->tmo_deadline < deadline)
         deadline = g->tmo_deadline;
     if (deadline <= now) {

@@ -278,6 +278,42 @@ START_TEST(deep_recursion_within_default_stack)
 }
 END_TEST
 
+/* Parks at the bottom of a deep recursion (so the library sees the depth),
+ * then leaves with green_exit from there: its stack is given back while the
+ * exit still runs on it, deep below the part that is always kept. */
+__attribute__((noinline)) static int exit_deep(size_t target)
+{
+    volatile char pad[1024];
+    pad[0] = 1;
+    if ((size_t)(recursion_top - (char *)__builtin_frame_address(0)) < target)
+        return exit_deep(target) + pad[0];
+    if (green_sleep(0.001) == 0)
+        green_exit((void *)(uintptr_t)7);
+    return -1; /* the sleep failed: the test sees a NULL value */
+}
+
+static void *fn_exit_deep(void *arg)
+{
+    recursion_top = __builtin_frame_address(0);
+    exit_deep((size_t)(uintptr_t)arg);
+    return NULL; /* not reached */
+}
+
+START_TEST(green_exit_deep_in_the_stack)
+{
+    green_t *g = green_spawn(fn_exit_deep, (void *)(uintptr_t)(200 * KIB));
+    void *r = NULL;
+    ck_assert_int_eq(green_get(g, &r, GREEN_FOREVER), 0);
+    ck_assert_ptr_eq(r, (void *)7);
+    green_release(g);
+    /* The recycled stack works, all the way down. */
+    g = green_spawn(fn_use_stack, (void *)(uintptr_t)(220 * KIB));
+    ck_assert_int_eq(green_get(g, &r, GREEN_FOREVER), 0);
+    ck_assert_ptr_eq(r, (void *)1);
+    green_release(g);
+}
+END_TEST
+
 START_TEST(deep_recursion_on_large_stack)
 {
     size_t deep = RUNNING_ON_VALGRIND ? 4 * MIB : 48 * MIB;
@@ -837,6 +873,7 @@ static Suite *stack_suite(void)
     TCase *tc = tcase_create("sizes");
     tcase_add_test(tc, deep_recursion_within_default_stack);
     tcase_add_test(tc, deep_recursion_on_large_stack);
+    tcase_add_test(tc, green_exit_deep_in_the_stack);
     tcase_add_test(tc, attr_stack_size_rounding);
     tcase_add_test(tc, attr_stack_size_limits);
     tcase_add_test(tc, env_stack_size_parsing);

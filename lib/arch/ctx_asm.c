@@ -62,9 +62,12 @@ void green__ctx_make(green__ctx_t *ctx, void *lo, void *top, void (*entry)(void 
      * the alignment the psABI promises. */
     f = (struct green__frame *)((char *)top - FRAME_SIZE - 16);
     memset(f, 0, sizeof *f);
+    /* The creator's FP environment, as a new thread inherits it: MXCSR as it
+     * is, sticky flags included (masking them would read the stored value
+     * back, which stalls: see switch_x86_64.S). Only the control bits count
+     * in compare mode, which keeps the thread's flags. */
     __asm__ volatile("stmxcsr %0" : "=m"(f->mxcsr));
     __asm__ volatile("fnstcw %0" : "=m"(f->x87cw));
-    f->mxcsr &= 0xffc0; /* the creator's controls, no sticky flags */
     f->rbx = (uint64_t)(uintptr_t)arg;
     f->r12 = (uint64_t)(uintptr_t)entry;
     f->r13 = (uint64_t)(uintptr_t)leave;

@@ -99,6 +99,29 @@ static inline void green__ctx_switch(green__ctx_t *from, green__ctx_t *to)
 #endif
 #endif
 
+/*
+ * Resumes *to for good: the running context has ended and is never resumed.
+ * scratch is where an implementation without a one-way jump saves it.
+ */
+#if defined(__x86_64__) && !defined(GREEN_SWITCH_UCONTEXT)
+void green__jump_asm(void *to_sp);
+static inline __attribute__((always_inline, noreturn)) void green__ctx_jump(green__ctx_t *scratch,
+                                                                           green__ctx_t *to)
+{
+    (void)scratch;
+    /* A jmp, not a call: nothing comes back, so nothing goes on the
+     * return-stack buffer. */
+    __asm__ volatile("jmp green__jump_asm" : : "D"(to->sp) : "memory");
+    __builtin_unreachable();
+}
+#else
+static inline __attribute__((noreturn)) void green__ctx_jump(green__ctx_t *scratch, green__ctx_t *to)
+{
+    green__ctx_switch(scratch, to);
+    __builtin_trap(); /* an ended context is never resumed */
+}
+#endif
+
 #if defined(__x86_64__) && !defined(GREEN_SWITCH_UCONTEXT)
 #include "frame_x86_64.h"
 /* The saved frame, lowest address first (see switch_x86_64.S). */

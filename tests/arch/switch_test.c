@@ -806,6 +806,51 @@ static void test_fp_control(void)
 }
 
 /*
+ * The one-way jump that ends a context (green__ctx_jump): the context sets
+ * controls of its own and jumps back to main, which must find its own
+ * controls and its locals as they were, every time.
+ */
+static green__ctx_t jump_ctx, jump_scratch;
+static volatile int jump_entered;
+
+static void jump_entry(void *arg)
+{
+    (void)arg;
+    jump_entered++;
+    fp_control_set(fp_pair->ctx_ctl);
+    green__ctx_jump(&jump_scratch, &main_ctx);
+}
+
+static void test_fp_jump(void)
+{
+    uint64_t saved = fp_control_get();
+    struct fp_pair pairs[3];
+    int npairs = fp_pairs(saved, pairs);
+    for (int i = 0; i < npairs; i++) {
+        fp_pair = &pairs[i];
+        for (int round = 0; round < 100; round++) {
+            struct stack s;
+            stack_init(&s, 64 * 1024, 0);
+            make_ctx(&jump_ctx, &s, jump_entry, NULL);
+            uint64_t before = mix((uint64_t)round);
+            fp_control_set(fp_pair->main_ctl);
+            int entered = jump_entered;
+            green__ctx_switch(&main_ctx, &jump_ctx);
+            uint64_t now = fp_control_get();
+            fp_control_set(saved);
+            CHECK(jump_entered == entered + 1, "%s: the context did not run", fp_pair->what);
+            CHECK(now == fp_pair->main_ctl, "%s, round %d: main resumed with controls %llx, had %llx",
+                  fp_pair->what, round, (unsigned long long)now,
+                  (unsigned long long)fp_pair->main_ctl);
+            CHECK(before == mix((uint64_t)round), "%s: a local changed across the jump",
+                  fp_pair->what);
+            CHECK(stack_canary_intact(&s), "%s: the context wrote above its stack", fp_pair->what);
+            stack_free(&s);
+        }
+    }
+}
+
+/*
  * Where the sticky flags go. In the x86-64 switch's load mode they travel
  * with each context, as with threads: a context resumed gets back the flags
  * it had, and the flag it raised leaves with it. Otherwise (compare mode,
@@ -1207,6 +1252,7 @@ int main(void)
     {
 #endif
         run_test("FP control per context", test_fp_control);
+        run_test("FP control after an ended context's jump", test_fp_jump);
         run_test("FP sticky flags (equal controls)", test_fp_flags_equal_controls);
         run_test("FP sticky flags (different controls)", test_fp_flags_different_controls);
     }

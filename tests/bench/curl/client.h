@@ -9,7 +9,11 @@
  * (opening the keep-alive connections), then times N. Prints
  * "result curl_<key>_rps", "result curl_<key>_rps@cpu" (requests per second
  * of the process's CPU time, all threads) and "result curl_<key>_cpu_us"
- * (CPU µs per request), medians over RUNS.
+ * (CPU µs per request), medians over RUNS, and as a comment the time the
+ * client's threads spent runnable but waiting for a CPU (schedstat): for a
+ * one-thread client, the wall time that other processes on its CPU took
+ * from it (as opposed to waiting for the network); summed over the pool's
+ * threads, it also counts their waits behind one another.
  *
  *   <name> URL [N] [CONC] [RUNS]
  */
@@ -44,6 +48,24 @@ static inline void curl_client_done(CURL *e, CURLcode rc)
         atomic_fetch_add(&curl_client_errors, 1);
 }
 
+/* Nanoseconds the calling thread has waited for a CPU while runnable
+ * (/proc/thread-self/schedstat, second field); 0 where unavailable. */
+static inline long long curl_client_runq_ns(void)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    long long run = 0, wait = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%lld %lld", &run, &wait) != 2)
+        wait = 0;
+    fclose(f);
+    return wait;
+}
+
+/* Run-queue waits of threads that end during a timed run (the pool's
+ * workers), added by each from its own start and end readings. */
+static atomic_llong curl_client_runq_threads;
+
 static inline double curl_client_cpu_us(void)
 {
     struct rusage ru;
@@ -75,13 +97,17 @@ static inline int curl_client_main(int argc, char **argv, const char *name, cons
         curl_easy_setopt(es[i], CURLOPT_WRITEFUNCTION, curl_client_write);
         curl_easy_setopt(es[i], CURLOPT_NOSIGNAL, 1L); /* as the thread pool must */
     }
-    double rps[64], rps_cpu[64], cpu[64];
+    double rps[64], rps_cpu[64], cpu[64], runq_ms[64], wall_ms[64];
     for (int r = 0; r < runs; r++) {
         run(es, conc, conc); /* warm-up: the keep-alive connections */
         atomic_store(&curl_client_errors, 0);
+        atomic_store(&curl_client_runq_threads, 0);
+        long long q0 = curl_client_runq_ns();
         double c0 = curl_client_cpu_us(), t0 = bench_now_ns();
         run(es, conc, n);
         double dt = (bench_now_ns() - t0) / 1e9;
+        runq_ms[r] = (double)(curl_client_runq_ns() - q0 + atomic_load(&curl_client_runq_threads)) / 1e6;
+        wall_ms[r] = dt * 1e3;
         rps[r] = (double)n / dt;
         cpu[r] = (curl_client_cpu_us() - c0) / (double)n;
         rps_cpu[r] = 1e6 / cpu[r];
@@ -92,6 +118,10 @@ static inline int curl_client_main(int argc, char **argv, const char *name, cons
     }
     printf("# %ld GETs of %s per run, %ld %s, %zu bytes of bodies in all\n", n, url, conc,
            conc_what, atomic_load(&curl_client_bytes));
+    printf("# run-queue wait (runnable, no CPU; summed over threads), ms / wall ms of each run:");
+    for (int r = 0; r < runs; r++)
+        printf(" %.0f/%.0f", runq_ms[r], wall_ms[r]);
+    printf("\n");
     char k[64];
     snprintf(k, sizeof k, "curl_%s_rps", key);
     bench_report_runs(k, rps, runs, "requests/s");

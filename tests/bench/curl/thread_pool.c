@@ -16,8 +16,10 @@ static atomic_long left;
 static void *worker(void *arg)
 {
     CURL *e = arg;
+    long long q0 = curl_client_runq_ns();
     while (atomic_fetch_sub(&left, 1) > 0)
         curl_client_done(e, curl_easy_perform(e));
+    atomic_fetch_add(&curl_client_runq_threads, curl_client_runq_ns() - q0);
     return NULL;
 }
 
