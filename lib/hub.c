@@ -100,15 +100,18 @@ void green__yield_behind(struct green_hub *h, size_t woken)
  * returned (see green__ctx_make) or from green_exit. Its stack goes back to
  * the pool and the library's reference is dropped before it leaves, while it
  * still runs on that stack: nothing can take the stack before the switch
- * below (this thread spawns nothing in between, and green__stack_put keeps
- * the pages from this frame up), and the switch is a one-way jump that saves
+ * below (this thread spawns nothing in between, and the pool keeps the pages
+ * from this frame up), and the switch is a one-way jump that saves
  * nothing in the greenlet, which may be freed by then.
  */
 void green__leave(void *arg)
 {
     green_t *self = arg, *next;
     struct green_hub *h = self->hub;
-    green__stack_give(h, self->stack, self->low_water, green__sp());
+    char *sp = green__sp(); /* deep, if green_exit was called deep */
+    if (sp < self->low_water)
+        self->low_water = sp;
+    green__stack_give(h, self->stack, self->low_water, sp);
     self->stack = NULL;
     if (h->pass_left == 0 && green__pass_over(h))
         next = &h->hubg;

@@ -69,6 +69,59 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
+static bool monitor_start(void)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    bool ok = pthread_create(&t, &a, monitor_main, NULL) == 0;
+    pthread_attr_destroy(&a);
+    return ok;
+}
+
+/*
+ * fork: the lock is taken across it, so the child never inherits it held by
+ * the monitor thread. The child has only the forking thread: it keeps
+ * watching that thread's hub (the others' threads are gone, and their
+ * frozen counters would read as greenlets that never yield) and starts a
+ * monitor thread of its own.
+ */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&mon_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&mon_lock);
+}
+
+static void atfork_child(void)
+{
+    struct green_hub *mine = green__tls_hub;
+    struct watched *w = watched, *next;
+    watched = NULL;
+    for (; w; w = next) {
+        next = w->next;
+        if (w->hub == mine) {
+            w->next = NULL;
+            w->since = mono_ms();
+            w->reported = false;
+            watched = w;
+        } else {
+            free(w);
+        }
+    }
+    running = monitor_start();
+    if (!running && watched) {
+        mine->monitor = NULL;
+        free(watched);
+        watched = NULL;
+    }
+    pthread_mutex_unlock(&mon_lock);
+}
+
 static void monitor_init(void)
 {
     const char *env = getenv("GREEN_MONITOR");
@@ -78,12 +131,9 @@ static void monitor_init(void)
     if (!(ms > 0))
         return;
     limit_ms = ms;
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    running = pthread_create(&t, &a, monitor_main, NULL) == 0;
-    pthread_attr_destroy(&a);
+    running = monitor_start();
+    if (running)
+        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 void green__monitor_attach(struct green_hub *h)

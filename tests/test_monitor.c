@@ -71,6 +71,33 @@ START_TEST(test_reports_blocking_greenlet)
 }
 END_TEST
 
+/* In a child forked by a process whose monitor runs, a new monitor thread
+ * watches the child's hub. */
+static void *fork_then_spin(void *arg)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return (void *)1;
+    if (pid == 0) {
+        green_attr_t attr = {.name = "forked-spinner"};
+        green_t *g = green_spawn_attr(&attr, spinner, NULL);
+        green_join(g, GREEN_FOREVER);
+        _exit(0);
+    }
+    int status;
+    if (green_waitpid(pid, &status, GREEN_FOREVER) != 0)
+        return (void *)1;
+    return arg;
+}
+
+START_TEST(test_reports_in_forked_child)
+{
+    char *err = run_child("100", fork_then_spin, "forker");
+    ck_assert_msg(strstr(err, "'forked-spinner'") != NULL, "stderr: %s", err);
+    ck_assert_msg(strstr(err, "blocks the hub") != NULL, "stderr: %s", err);
+}
+END_TEST
+
 START_TEST(test_quiet_for_yielding_greenlet)
 {
     char *err = run_child("100", polite, "polite");
@@ -90,6 +117,7 @@ int main(void)
     Suite *s = suite_create("monitor");
     TCase *tc = tcase_create("monitor");
     tcase_add_test(tc, test_reports_blocking_greenlet);
+    tcase_add_test(tc, test_reports_in_forked_child);
     tcase_add_test(tc, test_quiet_for_yielding_greenlet);
     tcase_add_test(tc, test_off_without_env);
     suite_add_tcase(s, tc);

@@ -53,6 +53,16 @@ t() { name=$1; shift; if "$@"; then ok "$name"; else ko "$name"; fi; }
 
 t "--help documents --threads" sh -c "'$gr' --help | grep -q -- '--threads.*GREEN_THREADS=1'"
 
+# The shim tells libgreen's own pthread calls from the program's by their
+# return address (monkey/threads.c): a tail call from libgreen into a pthread
+# function would hide it. None may be compiled in (the Makefile builds those
+# files with -fno-optimize-sibling-calls).
+if command -v objdump >/dev/null 2>&1; then
+    tails=$(objdump -d --no-show-raw-insn "$build/libgreen.so" |
+        awk '/^[0-9a-f]+ </ { fn = $2 } /jmp +[0-9a-f]+ <(pthread_|sem_|sched_yield)/ { print fn, $NF }')
+    t "libgreen.so makes no tail call into a pthread function${tails:+ (found: $tails)}" [ -z "$tails" ]
+fi
+
 # The mode really maps threads onto greenlets: one OS thread, distinct idents.
 out=$(timeout 30 "$gr" --threads $py -c '
 import threading, time
