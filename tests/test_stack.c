@@ -259,22 +259,24 @@ static void assert_probe_fits(size_t depth, size_t want, const char *what)
                   want);
 }
 
+/* Runs fn(depth) in a greenlet with the default stack; checks its value. */
+static void run_to_depth(green_fn fn, size_t depth, void *want)
+{
+    green_t *g = green_spawn(fn, (void *)(uintptr_t)depth);
+    ck_assert_ptr_nonnull(g);
+    void *r = NULL;
+    ck_assert_int_eq(green_get(g, &r, GREEN_FOREVER), 0);
+    ck_assert_ptr_eq(r, want);
+    green_release(g);
+}
+
 START_TEST(deep_recursion_within_default_stack)
 {
     /* Most of the default 256 KiB, in a greenlet with the default stack. */
     ck_assert_uint_eq(green__stack_default(), DEFAULT_STACK);
-    green_t *g = green_spawn(fn_use_stack, (void *)(uintptr_t)(200 * KIB));
-    ck_assert_ptr_nonnull(g);
-    void *r = NULL;
-    ck_assert_int_eq(green_get(g, &r, GREEN_FOREVER), 0);
-    ck_assert_ptr_eq(r, (void *)1);
-    green_release(g);
-
+    run_to_depth(fn_use_stack, 200 * KIB, (void *)1);
     /* And again on a recycled stack, after a greenlet that went deep. */
-    g = green_spawn(fn_use_stack, (void *)(uintptr_t)(220 * KIB));
-    ck_assert_int_eq(green_get(g, &r, GREEN_FOREVER), 0);
-    ck_assert_ptr_eq(r, (void *)1);
-    green_release(g);
+    run_to_depth(fn_use_stack, 220 * KIB, (void *)1);
 }
 END_TEST
 
@@ -301,16 +303,9 @@ static void *fn_exit_deep(void *arg)
 
 START_TEST(green_exit_deep_in_the_stack)
 {
-    green_t *g = green_spawn(fn_exit_deep, (void *)(uintptr_t)(200 * KIB));
-    void *r = NULL;
-    ck_assert_int_eq(green_get(g, &r, GREEN_FOREVER), 0);
-    ck_assert_ptr_eq(r, (void *)7);
-    green_release(g);
+    run_to_depth(fn_exit_deep, 200 * KIB, (void *)7);
     /* The recycled stack works, all the way down. */
-    g = green_spawn(fn_use_stack, (void *)(uintptr_t)(220 * KIB));
-    ck_assert_int_eq(green_get(g, &r, GREEN_FOREVER), 0);
-    ck_assert_ptr_eq(r, (void *)1);
-    green_release(g);
+    run_to_depth(fn_use_stack, 220 * KIB, (void *)1);
 }
 END_TEST
 
