@@ -549,14 +549,30 @@ void green__stack_guard(const struct green__slot *s, const char **lo, const char
 /*
  * The warm path: each hub keeps the stack given back last in a slot of its
  * own (hot_stack), so that a spawn after a join takes it with no pool
- * work. It still counts as used in its chunk; green__stack_trim and
- * green__stack_pools_free put it back first. A stack that went deep takes
- * the pool's path, which gives its deep pages back.
+ * work. It still counts as used in its chunk: green__stack_trim puts it
+ * back in the pool first (green__stack_pools_free frees it with its chunk).
+ * A stack that went deep takes the pool's path, which gives its deep pages
+ * back.
  */
 #define GREEN__DEEP_KEEP ((size_t)64 * 1024) /* pages kept below a stack's top */
-static inline struct green__slot *green__stack_take(struct green_hub *h, size_t size);
+static inline struct green__slot *green__stack_take(struct green_hub *h, size_t size)
+{
+    struct green__slot *s = h->hot_stack;
+    if (GREEN__LIKELY(s != NULL) && (size_t)(s->top - s->lo) == size) {
+        h->hot_stack = NULL;
+        return s;
+    }
+    return green__stack_get(h, size);
+}
+
 static inline void green__stack_give(struct green_hub *h, struct green__slot *s,
-                                     const char *low_water, const char *live);
+                                     const char *low_water, const char *live)
+{
+    if (!h->hot_stack && low_water >= s->top - GREEN__DEEP_KEEP)
+        h->hot_stack = s;
+    else
+        green__stack_put(h, s, low_water, live);
+}
 
 /* Frees memory of stacks idle since the last call (the hub is about to sleep). */
 void green__stack_trim(struct green_hub *h);
@@ -600,25 +616,6 @@ void green__proc_hub_free(struct green_hub *h);
 /* ------------------------------------------------------------------------ */
 /* Greenlet-local storage and the monitor                                     */
 /* ------------------------------------------------------------------------ */
-
-static inline struct green__slot *green__stack_take(struct green_hub *h, size_t size)
-{
-    struct green__slot *s = h->hot_stack;
-    if (GREEN__LIKELY(s != NULL) && (size_t)(s->top - s->lo) == size) {
-        h->hot_stack = NULL;
-        return s;
-    }
-    return green__stack_get(h, size);
-}
-
-static inline void green__stack_give(struct green_hub *h, struct green__slot *s,
-                                     const char *low_water, const char *live)
-{
-    if (!h->hot_stack && low_water >= s->top - GREEN__DEEP_KEEP)
-        h->hot_stack = s;
-    else
-        green__stack_put(h, s, low_water, live);
-}
 
 void green__locals_destroy(green_t *g);
 void green__spares_free(struct green_hub *h);
