@@ -112,6 +112,7 @@ static green_t *create(const green_attr_t *attr, green_fn fn, void *arg, struct 
     struct green_hub *h = green__hub();
     if (!h)
         return NULL;
+    green__monitor_check_fork();
     size_t size = green__stack_default();
     char *name = NULL;
     if (attr) {

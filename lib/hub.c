@@ -57,23 +57,24 @@ void green_yield(void)
     green_t *self = h->current;
     if (self == &h->hubg)
         return;
-    if (h->pass_left == 0) {
-        if (!h->rq_head && !h->nactive && !h->user_loop) {
+    green_t *next = h->rq_head;
+    if (GREEN__LIKELY(!green__polls(h))) {
+        if (!next) {
             green__monitor_tick(h); /* it did yield: nothing else wanted to run */
             return;
         }
-        if (green__pass_over(h)) {
-            green__make_ready(h, self);
-            green__note_depth(self);
-            green__switch_to(h, self, &h->hubg);
-            return;
-        }
+    } else if (h->pass_left == 0) {
+        /* The pass is over: behind the others, after the hub has polled. */
+        green__make_ready(h, self);
+        green__note_depth(self);
+        green__switch_to(h, self, &h->hubg);
+        return;
+    } else {
+        h->pass_left--;
     }
     /* The common case, in place: the head of the ready queue runs, and the
      * caller goes to the tail. The queue's length does not change. */
     green__note_depth(self);
-    green_t *next = h->rq_head;
-    h->pass_left--;
     self->rq_next = NULL;
     h->rq_tail->rq_next = self;
     h->rq_tail = self;
@@ -113,10 +114,7 @@ void green__leave(void *arg)
         self->low_water = sp;
     green__stack_give(h, self->stack, self->low_water, sp);
     self->stack = NULL;
-    if (h->pass_left == 0 && green__pass_over(h))
-        next = &h->hubg;
-    else
-        next = green__rq_pop(h);
+    next = green__next(h);
     h->current = next;
     green__monitor_tick(h);
 #if defined(GREEN_ASAN)
@@ -143,8 +141,9 @@ static void hub_main(void *arg)
     struct green_hub *h = arg;
     green__resumed(h);
     for (;;) {
+        green__monitor_check_fork();
         if (h->rq_head) {
-            if (h->nactive || h->user_loop)
+            if (green__polls(h))
                 ev_run(h->loop, EVRUN_NOWAIT);
         } else {
             green__stack_trim(h);
@@ -157,7 +156,7 @@ static void hub_main(void *arg)
                 continue;
             }
         }
-        h->pass_left = h->nready;
+        h->pass_left = h->nready - 1; /* this pass: the ready ones, the first popped */
         green__switch_to(h, &h->hubg, green__rq_pop(h));
     }
 }
@@ -321,6 +320,7 @@ struct ev_loop *green_loop(void)
     struct green_hub *h = green__hub();
     if (!h)
         return NULL;
+    h->pass_left = 0; /* passes count from now on */
     h->user_loop = true;
     return h->loop;
 }

@@ -311,8 +311,23 @@ void green__resumed(struct green_hub *h);
 static inline void green__resumed(struct green_hub *h) { (void)h; }
 #endif
 
-/* Keeps a library watcher counted for the pass-end poll decision. */
-static inline void green__active_inc(struct green_hub *h) { h->nactive++; }
+/*
+ * Library watchers counted for the pass-end poll decision. While none is
+ * active (and green_loop was not called) nothing can be polled and passes
+ * are not counted; when the first starts, the pass in progress ends at the
+ * next switch.
+ */
+static inline bool green__polls(const struct green_hub *h)
+{
+    return h->nactive || h->user_loop;
+}
+static inline void green__active_add(struct green_hub *h, unsigned n)
+{
+    if (!green__polls(h))
+        h->pass_left = 0;
+    h->nactive += n;
+}
+static inline void green__active_inc(struct green_hub *h) { green__active_add(h, 1); }
 static inline void green__active_dec(struct green_hub *h) { h->nactive--; }
 
 
@@ -355,7 +370,6 @@ static inline green_t *green__rq_pop(struct green_hub *h)
     if (!h->rq_head)
         h->rq_tail = NULL;
     h->nready--;
-    h->pass_left--;
     return g;
 }
 
@@ -382,29 +396,34 @@ static inline void green__note_depth(green_t *self)
         self->low_water = sp;
 }
 
-/* A pass is over: poll before the next one when anything could be pending. */
-static inline bool green__pass_over(struct green_hub *h)
+/*
+ * The context to run when the current one parks or ends, popped from the
+ * ready queue: its head, or the hub greenlet when nothing is ready (it
+ * sleeps in the poller, or reports the deadlock) or when a pass over the
+ * queue has ended while something could be polled (it polls, then starts
+ * the next pass). pass_left counts only while green__polls().
+ */
+static inline green_t *green__next(struct green_hub *h)
 {
-    if (!h->rq_head || h->nactive || h->user_loop)
-        return true; /* the hub must poll, or sleep in the poller */
-    h->pass_left = h->nready;
-    return false;
+    if (GREEN__LIKELY(!green__polls(h))) {
+        if (!h->rq_head)
+            return &h->hubg;
+    } else if (h->pass_left == 0) {
+        return &h->hubg;
+    } else {
+        h->pass_left--;
+    }
+    return green__rq_pop(h);
 }
 
 static inline __attribute__((always_inline)) void green__schedule_inline(struct green_hub *h)
 {
-    green_t *self = h->current, *next;
+    green_t *self = h->current;
     green__note_depth(self);
-    if (h->pass_left == 0 && green__pass_over(h)) {
-        next = &h->hubg;
-    } else {
-        next = green__rq_pop(h);
-        if (next == self)
-            return;
-    }
-    green__switch_to(h, self, next);
+    green_t *next = green__next(h);
+    if (next != self)
+        green__switch_to(h, self, next);
 }
-
 
 /* ------------------------------------------------------------------------ */
 /* The primitive, inline (see the top of this file)                           */
@@ -621,5 +640,14 @@ void green__locals_destroy(green_t *g);
 void green__spares_free(struct green_hub *h);
 void green__monitor_attach(struct green_hub *h);
 void green__monitor_detach(struct green_hub *h);
+/* In a child forked while the monitor ran, starts its thread again: called
+ * at each spawn, hub loop iteration and new hub (monitor.c). */
+extern _Atomic bool green__monitor_fork_pending;
+void green__monitor_after_fork(void);
+static inline void green__monitor_check_fork(void)
+{
+    if (GREEN__UNLIKELY(atomic_load_explicit(&green__monitor_fork_pending, memory_order_relaxed)))
+        green__monitor_after_fork();
+}
 
 #endif

@@ -84,9 +84,15 @@ static bool monitor_start(void)
  * fork: the lock is taken across it, so the child never inherits it held by
  * the monitor thread. The child has only the forking thread: it keeps
  * watching that thread's hub (the others' threads are gone, and their
- * frozen counters would read as greenlets that never yield) and starts a
- * monitor thread of its own.
+ * frozen counters would read as greenlets that never yield), and starts a
+ * monitor thread of its own at its next spawn or hub loop iteration
+ * (green__monitor_check_fork), not in the fork handler: a thread created
+ * there can block for good on a lock held across the fork (measured:
+ * AddressSanitizer's), and POSIX allows a forked child of a threaded
+ * process only async-signal-safe calls until it is back from fork.
  */
+_Atomic bool green__monitor_fork_pending;
+
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&mon_lock);
@@ -106,18 +112,31 @@ static void atfork_child(void)
         next = w->next;
         if (w->hub == mine) {
             w->next = NULL;
-            w->since = mono_ms();
-            w->reported = false;
             watched = w;
         } else {
             free(w);
         }
     }
-    running = monitor_start();
-    if (!running && watched) {
-        mine->monitor = NULL;
-        free(watched);
-        watched = NULL;
+    running = false;
+    green__monitor_fork_pending = true;
+    pthread_mutex_unlock(&mon_lock);
+}
+
+void green__monitor_after_fork(void)
+{
+    pthread_mutex_lock(&mon_lock);
+    if (green__monitor_fork_pending) {
+        green__monitor_fork_pending = false;
+        running = monitor_start();
+        for (struct watched *w = watched; w; w = w->next) {
+            w->since = mono_ms();
+            w->reported = false;
+        }
+        if (!running && watched) { /* no thread: nothing watches */
+            watched->hub->monitor = NULL;
+            free(watched);
+            watched = NULL;
+        }
     }
     pthread_mutex_unlock(&mon_lock);
 }
@@ -139,6 +158,7 @@ static void monitor_init(void)
 void green__monitor_attach(struct green_hub *h)
 {
     pthread_once(&mon_once, monitor_init);
+    green__monitor_check_fork();
     if (!running)
         return;
     struct watched *w = calloc(1, sizeof *w);

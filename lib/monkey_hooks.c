@@ -96,7 +96,7 @@ int green__monkey_poll(struct pollfd *fds, nfds_t n, double timeout)
             started++;
         }
     }
-    h->nactive += started;
+    green__active_add(h, started);
     struct poll_wait pw = {.next = polls, .ios = ios, .n = n, .w = &w};
     if (polls)
         polls->prev = &pw;

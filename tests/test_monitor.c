@@ -75,6 +75,10 @@ END_TEST
  * watches the child's hub. */
 static void *fork_then_spin(void *arg)
 {
+    /* The monitor thread started with the hub a moment ago. A fork while it
+     * is still starting can leave AddressSanitizer's own locks held in the
+     * child (then no thread starts there): let it settle first. */
+    green_sleep(0.05);
     pid_t pid = fork();
     if (pid < 0)
         return (void *)1;
