@@ -90,8 +90,9 @@ void green__schedule(struct green_hub *h)
 void green__yield_behind(struct green_hub *h, size_t woken)
 {
     green__make_ready(h, h->current);
-    /* pass_left never exceeds the ready greenlets: the woken ones are in the
-     * queue, each counted once by the caller, and the caller is behind them. */
+    /* While passes are counted, pass_left never exceeds the ready greenlets:
+     * the woken ones are in the queue, each counted once by the caller, and
+     * the caller is behind them. */
     h->pass_left += woken + 1;
     green__schedule_inline(h);
 }
