@@ -83,6 +83,8 @@ typedef struct green_attr {
  * the greenlet first runs when the caller next blocks or yields. Ready
  * greenlets run in FIFO order. The caller owns one reference to the handle
  * (give it up with green_release). NULL fn: EINVAL; no memory: ENOMEM.
+ * Like a new thread, the greenlet starts with its creator's floating-point
+ * environment (rounding, exception masks), and keeps its own across switches.
  */
 GREEN_API green_t *green_spawn(green_fn fn, void *arg);
 
