@@ -51,7 +51,7 @@ endif
 
 LIB_SRC  := $(wildcard lib/*.c) $(ARCH_SRC)
 LIB_OBJ  := $(patsubst %,$(BUILD)/obj/%.o,$(LIB_SRC))
-HEADERS  := $(wildcard include/*.h lib/*.h lib/arch/*.h)
+HEADERS  := $(wildcard include/*.h lib/*.h lib/arch/*.h monkey/*.h)
 
 SAMPLE_SRC := $(wildcard samples/*.c)
 SAMPLES    := $(patsubst samples/%.c,$(BUILD)/samples/%,$(SAMPLE_SRC))

@@ -112,6 +112,7 @@
 #include <unistd.h>
 
 #include "monkey.h"
+#include "shim.h"
 
 /* glibc's fortified variants and aliases, declared here since no header does. */
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
@@ -125,7 +126,6 @@ sighandler_t sysv_signal(int sig, sighandler_t handler);
 sighandler_t __sysv_signal(int sig, sighandler_t handler);
 sighandler_t bsd_signal(int sig, sighandler_t handler);
 
-#define EXPORT __attribute__((visibility("default")))
 
 /* ------------------------------------------------------------------------ */
 /* The real functions                                                         */
@@ -1617,13 +1617,20 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
     return 0;
 }
 
+/* What glibc's signal functions refuse with EINVAL. */
+static bool signal_args_bad(int sig, sighandler_t handler)
+{
+    if (handler != SIG_ERR && sig > 0 && sig < NSIG)
+        return false;
+    errno = EINVAL;
+    return true;
+}
+
 /* signal(), as glibc's: BSD semantics, SA_RESTART unless siginterrupt said not. */
 EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
-    if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) {
-        errno = EINVAL;
+    if (signal_args_bad(sig, handler))
         return SIG_ERR;
-    }
     struct sigaction act = {.sa_handler = handler}, old;
     sigemptyset(&act.sa_mask);
     sigaddset(&act.sa_mask, sig);
@@ -1642,10 +1649,8 @@ EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
  * means to a program built in strict ISO C mode). */
 EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler)
 {
-    if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) {
-        errno = EINVAL;
+    if (signal_args_bad(sig, handler))
         return SIG_ERR;
-    }
     struct sigaction act = {.sa_handler = handler, .sa_flags = SA_RESETHAND | SA_NODEFER}, old;
     sigemptyset(&act.sa_mask);
     if (sigaction(sig, &act, &old) != 0)
@@ -1747,22 +1752,30 @@ EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout_ms, size_t fdsle
 /* Start-up                                                                   */
 /* ------------------------------------------------------------------------ */
 
+void shim_object_extent(const struct dl_phdr_info *info, bool exec_only, uintptr_t *lo,
+                        uintptr_t *hi)
+{
+    *lo = UINTPTR_MAX;
+    *hi = 0;
+    for (int p = 0; p < info->dlpi_phnum; p++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[p];
+        if (ph->p_type != PT_LOAD || (exec_only && !(ph->p_flags & PF_X)))
+            continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < *lo)
+            *lo = a;
+        if (a + ph->p_memsz > *hi)
+            *hi = a + ph->p_memsz;
+    }
+}
+
 /* Finds the loaded object each probe address lies in and notes its extent. */
 static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     (void)arg;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int p = 0; p < info->dlpi_phnum; p++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[p];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        if (a < lo)
-            lo = a;
-        if (a + ph->p_memsz > hi)
-            hi = a + ph->p_memsz;
-    }
+    uintptr_t lo, hi;
+    shim_object_extent(info, false, &lo, &hi);
     for (int i = 0; i < 3; i++) {
         if (own_libs[i].probe >= lo && own_libs[i].probe < hi) {
             own_libs[i].lo = lo;

@@ -92,8 +92,8 @@
 #include <unistd.h>
 
 #include "monkey.h"
+#include "shim.h"
 
-#define EXPORT __attribute__((visibility("default")))
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define CALLER() __builtin_return_address(0)
@@ -214,19 +214,7 @@ static int find_libgreen(struct dl_phdr_info *info, size_t size, void *data)
     (void)size;
     if (info->dlpi_addr != (uintptr_t)data)
         return 0;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-        if (p->p_type != PT_LOAD || !(p->p_flags & PF_X))
-            continue;
-        uintptr_t a = info->dlpi_addr + p->p_vaddr;
-        if (a < lo)
-            lo = a;
-        if (a + p->p_memsz > hi)
-            hi = a + p->p_memsz;
-    }
-    libgreen_lo = lo;
-    libgreen_hi = hi;
+    shim_object_extent(info, true, &libgreen_lo, &libgreen_hi);
     return 1;
 }
 
@@ -482,6 +470,12 @@ static bool valid_ts(const struct timespec *ts)
     return ts && ts->tv_nsec >= 0 && ts->tv_nsec < 1000000000L;
 }
 
+/* The clocks the clock* variants accept, as glibc's do (else EINVAL). */
+static bool clock_supported(clockid_t clk)
+{
+    return clk == CLOCK_REALTIME || clk == CLOCK_MONOTONIC;
+}
+
 /* Seconds from now until abstime on clk (<= 0: passed). */
 static double until(clockid_t clk, const struct timespec *abstime)
 {
@@ -666,7 +660,7 @@ EXPORT int pthread_clockjoin_np(pthread_t thread, void **result, clockid_t clk,
 {
     if (!emulate(CALLER()) || !rec_of(thread))
         return REAL(pthread_clockjoin_np)(thread, result, clk, abstime);
-    if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
+    if (!clock_supported(clk))
         return EINVAL;
     return timed_join(thread, result, clk, abstime, false);
 }
@@ -1069,7 +1063,7 @@ EXPORT int pthread_mutex_clocklock(pthread_mutex_t *m, clockid_t clk,
 {
     if (!emulate(CALLER()) || mutex_is_glibcs(m))
         return REAL(pthread_mutex_clocklock)(m, clk, abstime);
-    if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
+    if (!clock_supported(clk))
         return EINVAL;
     return mutex_clocklock(m, clk, abstime);
 }
@@ -1192,7 +1186,7 @@ EXPORT int pthread_cond_clockwait(pthread_cond_t *c, pthread_mutex_t *m, clockid
 {
     if (!emulate(CALLER()) || mutex_is_glibcs(m))
         return REAL(pthread_cond_clockwait)(c, m, clk, abstime);
-    if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
+    if (!clock_supported(clk))
         return EINVAL;
     return cond_wait(c, m, clk, abstime);
 }
@@ -1302,7 +1296,7 @@ EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t *rw, clockid_t clk,
 {
     if (!emulate(CALLER()))
         return REAL(pthread_rwlock_clockrdlock)(rw, clk, abstime);
-    if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
+    if (!clock_supported(clk))
         return EINVAL;
     return rwlock_take(rw, false, false, clk, abstime);
 }
@@ -1333,7 +1327,7 @@ EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t *rw, clockid_t clk,
 {
     if (!emulate(CALLER()))
         return REAL(pthread_rwlock_clockwrlock)(rw, clk, abstime);
-    if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC)
+    if (!clock_supported(clk))
         return EINVAL;
     return rwlock_take(rw, true, false, clk, abstime);
 }
@@ -1548,7 +1542,7 @@ EXPORT int sem_clockwait(sem_t *s, clockid_t clk, const struct timespec *abstime
 {
     if (!emulate(CALLER()) || !sem_is_ours(s))
         return REAL(sem_clockwait)(s, clk, abstime);
-    if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) {
+    if (!clock_supported(clk)) {
         errno = EINVAL;
         return -1;
     }

@@ -102,6 +102,18 @@ srv_wait_ready() { # PID CMD...
     return 1
 }
 
+# Keeps the server PID (stopped by srv_stop_all) once CMD succeeds; stops it
+# and fails if it dies or does not get ready.
+srv_keep_when_ready() { # PID CMD...
+    if srv_wait_ready "$@"; then
+        SRV_PIDS="$SRV_PIDS $1"
+        return 0
+    fi
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+    return 1
+}
+
 # ---------------------------------------------------------------------------
 # nginx (Debian's nginx-light, with its echo module for the slow endpoint)
 # ---------------------------------------------------------------------------
@@ -169,12 +181,7 @@ EOF
         $SRV_PIN "$_nginx" -p "$_d" -c "$_d/nginx.conf" -e "$_d/error.log" >"$_d/nginx.out" 2>&1 &
         _pid=$!
         NGINX_URL="http://127.0.0.1:$NGINX_PORT"
-        if srv_wait_ready "$_pid" curl -sf -o /dev/null "$NGINX_URL/hello.txt"; then
-            SRV_PIDS="$SRV_PIDS $_pid"
-            return 0
-        fi
-        kill "$_pid" 2>/dev/null
-        wait "$_pid" 2>/dev/null
+        srv_keep_when_ready "$_pid" curl -sf -o /dev/null "$NGINX_URL/hello.txt" && return 0
         _try=$((_try + 1))
     done
     echo "nginx did not start:" >&2
@@ -198,12 +205,7 @@ srv_start_redis() {
             --daemonize no --dir "$_d" --logfile "" --protected-mode yes --maxclients 1000 \
             >"$_d/redis.log" 2>&1 &
         _pid=$!
-        if srv_wait_ready "$_pid" srv_redis_pong; then
-            SRV_PIDS="$SRV_PIDS $_pid"
-            return 0
-        fi
-        kill "$_pid" 2>/dev/null
-        wait "$_pid" 2>/dev/null
+        srv_keep_when_ready "$_pid" srv_redis_pong && return 0
         _try=$((_try + 1))
     done
     echo "redis-server did not start:" >&2
