@@ -142,7 +142,7 @@ static green_t *create(const green_attr_t *attr, green_fn fn, void *arg, struct 
         return NULL;
     }
     /* Every field, without a memset: this is the warm spawn's hot path. */
-    green__ctx_make(&g->ctx, stack->lo, stack->top, entry, green__leave, g);
+    green__ctx_make(&g->ctx, stack->lo, green__stack_start(h, stack), entry, green__leave, g);
     g->hub = h;
     g->rq_next = NULL;
     g->waiter = NULL;

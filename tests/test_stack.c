@@ -309,6 +309,37 @@ START_TEST(green_exit_deep_in_the_stack)
 }
 END_TEST
 
+/* Where in its page a greenlet's first frame lies. */
+static void *fn_frame_offset(void *arg)
+{
+    volatile char probe = 0;
+    *(uintptr_t *)arg = (uintptr_t)&probe % 4096;
+    return NULL;
+}
+
+START_TEST(successive_spawns_start_at_different_offsets)
+{
+    /* Stack colouring (internal.h): the hot frames of greenlets spawned
+     * one after another must not share their cache sets. */
+    uintptr_t off[GREEN__COLOURS];
+    green_t *g[GREEN__COLOURS];
+    for (unsigned i = 0; i < GREEN__COLOURS; i++) {
+        g[i] = green_spawn(fn_frame_offset, &off[i]);
+        ck_assert_ptr_nonnull(g[i]);
+    }
+    ck_assert_int_eq(green_joinall(g, GREEN__COLOURS, GREEN_FOREVER), 0);
+    for (unsigned i = 0; i < GREEN__COLOURS; i++) {
+        green_release(g[i]);
+        for (unsigned j = 0; j < i; j++) {
+            uintptr_t d = off[i] > off[j] ? off[i] - off[j] : off[j] - off[i];
+            ck_assert_msg(d >= GREEN__COLOUR_STEP,
+                          "greenlets %u and %u start %zu bytes apart in their pages", j, i,
+                          (size_t)d);
+        }
+    }
+}
+END_TEST
+
 START_TEST(deep_recursion_on_large_stack)
 {
     size_t deep = RUNNING_ON_VALGRIND ? 4 * MIB : 48 * MIB;
@@ -869,6 +900,7 @@ static Suite *stack_suite(void)
     tcase_add_test(tc, deep_recursion_within_default_stack);
     tcase_add_test(tc, deep_recursion_on_large_stack);
     tcase_add_test(tc, green_exit_deep_in_the_stack);
+    tcase_add_test(tc, successive_spawns_start_at_different_offsets);
     tcase_add_test(tc, attr_stack_size_rounding);
     tcase_add_test(tc, attr_stack_size_limits);
     tcase_add_test(tc, env_stack_size_parsing);
