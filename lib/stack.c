@@ -47,11 +47,13 @@
 #include "internal.h"
 
 #if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #else
 #define VALGRIND_STACK_REGISTER(lo, hi) 0u
 #define RUNNING_ON_VALGRIND 0
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#define VALGRIND_MAKE_MEM_UNDEFINED(p, n) ((void)(p), (void)(n))
 #endif
 
 #ifndef MADV_GUARD_INSTALL
@@ -98,6 +100,7 @@ size_t green__stack_default_size;
 static _Atomic int guard_mode;      /* 0 unknown, 1 MADV_GUARD_INSTALL, 2 mprotect */
 static _Atomic long maps_used;      /* map-count entries our chunks take */
 static long maps_limit;
+bool green__stack_on_valgrind;
 static pthread_once_t stack_once = PTHREAD_ONCE_INIT;
 
 static size_t round_pages(size_t n)
@@ -145,7 +148,8 @@ static void stack_init(void)
     }
     /* valgrind does not know guard markers: its leak check would read them
      * as memory and fault on every page. mprotect guards it does know. */
-    if (RUNNING_ON_VALGRIND)
+    green__stack_on_valgrind = RUNNING_ON_VALGRIND;
+    if (green__stack_on_valgrind)
         atomic_store(&guard_mode, 2);
     /* Published last: a thread that sees it skips this function. */
     __atomic_store_n(&green__stack_default_size, size, __ATOMIC_RELEASE);
@@ -286,6 +290,13 @@ static struct green__slot *carve(struct green__stack_pool *p)
         s->vg_id = VALGRIND_STACK_REGISTER(s->lo, s->lo + p->size);
         return s;
     }
+}
+
+void green__stack_renew(const struct green__slot *s)
+{
+    /* memcheck made what lay below the last owner's final frame no-access
+     * as that owner returned; the next owner may start lower. */
+    VALGRIND_MAKE_MEM_UNDEFINED(s->top - page_size, page_size);
 }
 
 struct green__slot *green__stack_get(struct green_hub *h, size_t size)
