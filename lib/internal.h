@@ -604,7 +604,7 @@ static inline void green__stack_give(struct green_hub *h, struct green__slot *s,
  * and 13.1-15.7 ns in others, depending on where ASLR put the stacks.
  * Successive spawns take GREEN__COLOURS offsets GREEN__COLOUR_STEP apart
  * (the hot part of a parked greenlet's frames is smaller), which made it
- * 10.4-10.7 ns in every run. It costs no memory for a greenlet that stays
+ * 10.4-11.9 ns in every run. It costs no memory for a greenlet that stays
  * within its first page: the offset is at most 1,344 bytes of it.
  */
 #define GREEN__COLOURS 4u
