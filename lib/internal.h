@@ -612,11 +612,15 @@ static inline void green__stack_give(struct green_hub *h, struct green__slot *s,
 extern bool green__stack_on_valgrind;
 /* Under valgrind: marks the top page of a reused stack as fresh memory. */
 void green__stack_renew(const struct green__slot *s);
+static inline char *green__stack_top_for(const struct green__slot *s, unsigned colour)
+{
+    return s->top - (colour % GREEN__COLOURS) * GREEN__COLOUR_STEP;
+}
 static inline char *green__stack_start(struct green_hub *h, const struct green__slot *s)
 {
     if (GREEN__UNLIKELY(green__stack_on_valgrind))
         green__stack_renew(s);
-    return s->top - (h->colour++ % GREEN__COLOURS) * GREEN__COLOUR_STEP;
+    return green__stack_top_for(s, h->colour++);
 }
 
 /* Frees memory of stacks idle since the last call (the hub is about to sleep). */

@@ -58,6 +58,16 @@ void green__ctx_init(void);
 extern unsigned char green__fp_compare; /* 1: compare mode, 0: load mode */
 #endif
 
+/* Starts bringing in the top of a suspended context's saved frame. */
+static inline void green__ctx_prefetch(const green__ctx_t *ctx)
+{
+#if defined(GREEN_SWITCH_UCONTEXT)
+    (void)ctx;
+#else
+    __builtin_prefetch(ctx->sp);
+#endif
+}
+
 /* Saves the running context into *from and resumes *to. */
 #if defined(GREEN_SWITCH_UCONTEXT)
 void green__ctx_switch(green__ctx_t *from, green__ctx_t *to);
