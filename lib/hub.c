@@ -121,7 +121,8 @@ void green__leave(void *arg)
     /* When many greenlets end one after another (a batch joined), each
      * one's stack and struct are cold by the time it runs: start fetching
      * the stack of the one after next and the struct of the one after
-     * that (spawn 100,000 then join all: 360 -> 285 ns per greenlet). */
+     * that (spawn 100,000 then join all, `core_green batch 100000 7`:
+     * 342-367 -> 271-322 ns per greenlet). */
     green_t *after = h->rq_head;
     if (after) {
         green__ctx_prefetch(&after->ctx);

@@ -609,12 +609,21 @@ static inline void green__stack_give(struct green_hub *h, struct green__slot *s,
  */
 #define GREEN__COLOURS 4u
 #define GREEN__COLOUR_STEP 448u
+/* The deepest start, with the first frame below it, stays in the top page:
+ * green__stack_renew marks just that page for valgrind. */
+_Static_assert((GREEN__COLOURS - 1) * GREEN__COLOUR_STEP <= 2048, "colours leave the top page");
 extern bool green__stack_on_valgrind;
 /* Under valgrind: marks the top page of a reused stack as fresh memory. */
 void green__stack_renew(const struct green__slot *s);
 static inline char *green__stack_top_for(const struct green__slot *s, unsigned colour)
 {
     return s->top - (colour % GREEN__COLOURS) * GREEN__COLOUR_STEP;
+}
+/* Starts fetching, for writing, the line a spawn of that colour on s will
+ * write its first frame to (the word just below its start). */
+static inline void green__stack_prefetch(const struct green__slot *s, unsigned colour)
+{
+    __builtin_prefetch(green__stack_top_for(s, colour) - sizeof(void *), 1);
 }
 static inline char *green__stack_start(struct green_hub *h, const struct green__slot *s)
 {

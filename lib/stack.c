@@ -315,7 +315,7 @@ struct green__slot *green__stack_get(struct green_hub *h, size_t size)
          * start the fetch (and the page walk) of the line the next one's
          * first frame goes to. */
         if (s->next)
-            __builtin_prefetch(green__stack_top_for(s->next, h->colour + 1) - 64, 1);
+            green__stack_prefetch(s->next, h->colour + 1);
     } else if (!(s = carve(p))) {
         return NULL;
     }
