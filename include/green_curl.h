@@ -56,6 +56,25 @@ extern "C" {
 GREEN_API CURLcode green_curl_perform(CURL *easy);
 
 /**
+ * Caps the transfers the calling thread's hub runs at once, as aiohttp's
+ * TCPConnector(limit=) does: at most max handles are in its multi handle,
+ * and green_curl_perform calls beyond that wait their turn, first come
+ * first served (green_http_get's too). The wait is part of the call: a kill
+ * or a green_timeout ends it as it would the transfer, while curl's own
+ * CURLOPT_TIMEOUT starts with the transfer. 0, the default: no cap. A lower
+ * cap lets the transfers under way finish. Returns the previous cap, or -1
+ * with errno EINVAL (max < 0) or ENOMEM.
+ *
+ * Why: libcurl 7.88 walks its connection cache on every transfer, so its
+ * CPU per transfer grows with the connections open to one host (a small
+ * keep-alive GET from a local nginx: 37-60 µs with 500 open, 24-35 µs with 32,
+ * tests/bench/suite_curl.sh). Many greenlets fetching from one host go
+ * faster with a cap of a few dozen; a cap also bounds the sockets a burst
+ * opens.
+ */
+GREEN_API long green_curl_limit(long max);
+
+/**
  * GETs url into a new buffer: requests.get(url).content and .status_code.
  * On 0, *body is a malloc'd copy of the body with a NUL added after it (free
  * it with free()), *len its length and *status the HTTP status of the last

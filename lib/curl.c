@@ -40,6 +40,13 @@
  * removals for the driver, which makes them once that curl call returns.
  * That also stalls the hub's other transfers, as green_curl.h says.
  *
+ * green_curl_limit caps the handles in the multi. A performer that finds
+ * no room, or others already waiting, queues its add like the above and
+ * parks; whoever takes a handle out makes room (a performer then wakes the
+ * driver), and the driver adds the queued transfers in arrival order while
+ * the cap allows. A queued transfer ended by a kill or a timeout just
+ * leaves the queue: it never reached curl.
+ *
  * The driver finds a transfer from its easy handle through a small open-
  * addressing table keyed by the handle's address (CURLOPT_PRIVATE is the
  * user's, never touched). The table holds the keys itself, so a lookup
@@ -88,7 +95,8 @@
 #include "internal.h"
 
 enum xfer_state {
-    X_QUEUED,    /* on the adds queue (the driver was inside curl), not yet in the multi */
+    X_QUEUED,    /* on the adds queue (the driver was inside curl, or the hub's
+                  * limit was reached), not yet in the multi */
     X_RUNNING,   /* in the multi, under way */
     X_COMPLETED, /* finished, result set, still in the multi: its performer removes it */
     X_REMOVING,  /* on the removals queue, for the driver to take out */
@@ -142,6 +150,8 @@ struct curl_hub {
     struct csock         *cur;             /* socket being handed to curl; NULL if removed */
     struct slot          *tab;             /* easy handle -> transfer */
     size_t                tabsize, nxfers; /* tabsize: a power of two, or 0 */
+    size_t                inmulti;         /* transfers in the multi now */
+    long                  limit;           /* green_curl_limit: at most this many; 0: no cap */
     long                  maxconnects;
 };
 
@@ -411,6 +421,29 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 /* The driver                                                                 */
 /* ------------------------------------------------------------------------ */
 
+/* The hub's limit lets one more transfer into the multi. */
+static bool room(const struct curl_hub *ch)
+{
+    return ch->limit == 0 || ch->inmulti < (size_t)ch->limit;
+}
+
+/* Every handle of ours goes in and out of the multi through these two. */
+static CURLMcode multi_add(struct curl_hub *ch, struct xfer *x)
+{
+    CURLMcode mc = curl_multi_add_handle(ch->multi, x->easy);
+    if (mc == CURLM_OK) {
+        x->state = X_RUNNING;
+        ch->inmulti++;
+    }
+    return mc;
+}
+
+static void multi_remove(struct curl_hub *ch, struct xfer *x)
+{
+    curl_multi_remove_handle(ch->multi, x->easy);
+    ch->inmulti--;
+}
+
 static CURLcode code_of(CURLMcode mc)
 {
     switch (mc) {
@@ -458,7 +491,7 @@ static void drain_info(struct curl_hub *ch)
              * out here, so that the driver, with nothing left, finishes
              * before the performer resumes, and a thread that ends right
              * after its last transfer leaves no greenlet behind. */
-            curl_multi_remove_handle(ch->multi, easy);
+            multi_remove(ch, x);
             if (x->state == X_REMOVING)
                 q_remove(&ch->removals, x);
             finish(ch, x, result);
@@ -480,23 +513,22 @@ static void drain_info(struct curl_hub *ch)
 /* Keeps a connection cached for every transfer that ran at once. */
 static void grow_cache(struct curl_hub *ch)
 {
-    long want = (long)ch->nxfers * 2;
+    long want = (long)ch->inmulti * 2;
     if (GREEN__UNLIKELY(want > ch->maxconnects)) {
         ch->maxconnects = want;
         curl_multi_setopt(ch->multi, CURLMOPT_MAXCONNECTS, want);
     }
 }
 
+/* Adds the queued transfers, first come first served, as far as the limit
+ * lets them in. */
 static void add_queued(struct curl_hub *ch)
 {
     struct xfer *x;
-    while ((x = q_pop(&ch->adds)) != NULL) {
-        CURLMcode mc = curl_multi_add_handle(ch->multi, x->easy);
-        if (mc != CURLM_OK) {
+    while (room(ch) && (x = q_pop(&ch->adds)) != NULL) {
+        CURLMcode mc = multi_add(ch, x);
+        if (mc != CURLM_OK)
             finish(ch, x, code_of(mc));
-            continue;
-        }
-        x->state = X_RUNNING;
     }
     grow_cache(ch);
 }
@@ -505,14 +537,14 @@ static void remove_queued(struct curl_hub *ch)
 {
     struct xfer *x;
     while ((x = q_pop(&ch->removals)) != NULL) {
-        curl_multi_remove_handle(ch->multi, x->easy);
+        multi_remove(ch, x);
         finish(ch, x, CURLE_ABORTED_BY_CALLBACK); /* the performer returns its own code */
     }
 }
 
 static bool has_work(const struct curl_hub *ch)
 {
-    return ch->adds.head || ch->removals.head || ch->phead || ch->timeout_pending;
+    return (ch->adds.head && room(ch)) || ch->removals.head || ch->phead || ch->timeout_pending;
 }
 
 /* One round: queued adds and removals first, then one curl event. */
@@ -697,9 +729,11 @@ static void leave_multi(struct curl_hub *ch, struct xfer *x)
         /* Removing a finished transfer calls none of its callbacks: done
          * here unless the driver is inside curl right now. */
         if (!ch->in_curl) {
-            curl_multi_remove_handle(ch->multi, x->easy);
+            multi_remove(ch, x);
             xfer_unlink(ch, x);
             x->state = X_DONE;
+            if (ch->adds.head)
+                wake_driver(ch); /* a transfer waits for the room this one made */
             return;
         }
         break;
@@ -759,21 +793,21 @@ CURLcode green_curl_perform(CURL *easy)
         xfer_unlink(ch, &x);
         return CURLE_OUT_OF_MEMORY;
     }
-    if (!ch->in_curl) {
+    if (!ch->in_curl && !ch->adds.head && room(ch)) {
         /* Added here and now, while the handle is hot in the cache: adding
          * calls none of the transfer's callbacks (only the multi's timer
          * callback, which wakes the driver), so it is no curl call the
          * driver could be in the middle of. */
-        CURLMcode mc = curl_multi_add_handle(ch->multi, easy);
+        CURLMcode mc = multi_add(ch, &x);
         if (mc != CURLM_OK) {
             xfer_unlink(ch, &x);
             return code_of(mc);
         }
-        x.state = X_RUNNING;
         grow_cache(ch);
     } else {
-        /* The driver is held up in a callback, inside curl: it adds the
-         * handle once that call has returned. */
+        /* The driver is held up in a callback, inside curl, or the limit
+         * is reached: the driver adds the handle once that call has
+         * returned, or when its turn comes. */
         q_push(&ch->adds, &x);
         wake_driver(ch);
     }
@@ -790,6 +824,23 @@ CURLcode green_curl_perform(CURL *easy)
                                      : CURLE_ABORTED_BY_CALLBACK;
     leave_multi(ch, &x);
     return rc;
+}
+
+long green_curl_limit(long max)
+{
+    if (max < 0)
+        return green__fail(EINVAL);
+    struct green_hub *h = green__hub(); /* setting a number never waits */
+    if (!h)
+        return green__fail(ENOMEM);
+    struct curl_hub *ch = curl_hub_get(h);
+    if (!ch)
+        return green__fail(ENOMEM);
+    long old = ch->limit;
+    ch->limit = max;
+    if (ch->adds.head && room(ch))
+        wake_driver(ch); /* a higher limit lets waiting transfers in */
+    return old;
 }
 
 /* ------------------------------------------------------------------------ */

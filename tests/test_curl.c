@@ -10,7 +10,8 @@
  *    GREEN_TEST_NO_NGINX=1), the same files are served by a libgreen
  *    StreamServer inside each test's process instead.
  *  - a slow endpoint: a libgreen StreamServer in the test's own process
- *    that answers /slow/<ms> after green_sleep(ms), and counts what it got.
+ *    that answers /slow/<ms> after green_sleep(ms), and counts what it got
+ *    and how many of those it served at once.
  *
  * Every test ends with green_wait: every greenlet, the curl driver included,
  * has finished.
@@ -251,6 +252,7 @@ struct tserver {
     green_server_t *srv;
     int             port;
     int             nconns, nreqs; /* accepted connections, requests read */
+    int             nslow, max_slow; /* /slow/ requests being served now, at most */
 };
 
 static void respond(int fd, int code, const void *body, size_t n)
@@ -311,7 +313,11 @@ static void serve(int fd, void *ud)
         }
         int ms;
         if (sscanf(path, "/slow/%d", &ms) == 1) {
-            if (green_sleep(ms / 1000.0) < 0)
+            if (++ts->nslow > ts->max_slow)
+                ts->max_slow = ts->nslow;
+            int slept = green_sleep(ms / 1000.0);
+            ts->nslow--;
+            if (slept < 0)
                 return;
             char text[64];
             int n = snprintf(text, sizeof text, "slow %d\n", ms);
@@ -1189,6 +1195,147 @@ START_TEST(curl_threads)
 }
 END_TEST
 
+static void *limit_of_thread(void *arg)
+{
+    (void)arg;
+    long old = green_curl_limit(5);
+    return (void *)(intptr_t)old;
+}
+
+START_TEST(curl_limit_misuse)
+{
+    errno = 0;
+    ck_assert_int_eq(green_curl_limit(-1), -1);
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(green_curl_limit(0), 0); /* the default: no cap */
+    ck_assert_int_eq(green_curl_limit(3), 0);
+    ck_assert_int_eq(green_curl_limit(-5), -1); /* unchanged by a bad call */
+    ck_assert_int_eq(green_curl_limit(4), 3);
+    /* Per thread, as the multi handle: another thread's hub has its own. */
+    pthread_t t;
+    void *rc;
+    ck_assert_int_eq(pthread_create(&t, NULL, limit_of_thread, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, &rc), 0);
+    ck_assert_int_eq((long)(intptr_t)rc, 0);
+    ck_assert_int_eq(green_curl_limit(0), 4);
+    assert_all_done();
+}
+END_TEST
+
+/* With a cap of 3, nine slow transfers run in three waves, in the order
+ * they were started, and the server never serves more than 3 at once. */
+START_TEST(curl_limit_caps_transfers)
+{
+    struct tserver slow;
+    tserver_start(&slow);
+    enum { N = 9, CAP = 3 };
+    int ms = RUNNING_ON_VALGRIND ? 600 : 150;
+    ck_assert_int_eq(green_curl_limit(CAP), 0);
+    CURL *es[N];
+    struct buf bs[N];
+    struct performer ps[N];
+    green_t *gs[N];
+    char url[128];
+    double t0 = tu_now();
+    for (int i = 0; i < N; i++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/%d/%d", slow.port, ms, i);
+        bs[i] = (struct buf){0};
+        es[i] = easy_new(url, &bs[i]);
+        ps[i] = (struct performer){.easy = es[i]};
+        gs[i] = green_spawn(perform_main, &ps[i]);
+    }
+    ck_assert_int_eq(green_joinall(gs, N, 30), 0);
+    double elapsed = tu_now() - t0;
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(ps[i].rc, CURLE_OK);
+        ck_assert_int_eq(status_of(es[i]), 200);
+        curl_easy_cleanup(es[i]);
+        free(bs[i].data);
+        green_release(gs[i]);
+    }
+    ck_assert_int_eq(slow.nreqs, N);
+    ck_assert_int_eq(slow.max_slow, CAP);
+    ck_assert_msg(elapsed >= N / CAP * ms / 1000.0 - 0.01, "%d x %d ms, cap %d: %.3f s", N, ms, CAP,
+                  elapsed);
+    /* First come, first served: each wave ends before the next. */
+    for (int i = 0; i < CAP; i++)
+        ck_assert_msg(ps[i].elapsed < ps[N - CAP + i].elapsed - ms / 2000.0,
+                      "transfer %d: %.3f s, transfer %d: %.3f s", i, ps[i].elapsed,
+                      N - CAP + i, ps[N - CAP + i].elapsed);
+    ck_assert_int_eq(green_curl_limit(0), CAP);
+    tserver_stop(&slow);
+    assert_all_done();
+}
+END_TEST
+
+/* A transfer waiting for room is ended by a kill or a timeout at once, never
+ * reaches the server, and its handle is reusable; raising the cap lets a
+ * waiting one in at once. */
+START_TEST(curl_limit_wait_is_interruptible)
+{
+    struct tserver slow;
+    tserver_start(&slow);
+    ck_assert_int_eq(green_curl_limit(1), 0);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/10000", slow.port);
+    struct buf ba = {0}, bb = {0}, bc = {0}, bd = {0};
+    CURL *a = easy_new(url, &ba);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/10/b", slow.port);
+    CURL *b = easy_new(url, &bb);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/10/c", slow.port);
+    CURL *c = easy_new(url, &bc);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/10/d", slow.port);
+    CURL *d = easy_new(url, &bd);
+    double tmo = RUNNING_ON_VALGRIND ? 1 : 0.1, fast = RUNNING_ON_VALGRIND ? 0.5 : 0.1;
+
+    struct performer pa = {.easy = a};
+    green_t *ga = green_spawn(perform_main, &pa);
+    for (int i = 0; i < 500 && slow.nreqs == 0; i++)
+        green_sleep(0.01);
+    ck_assert_int_eq(slow.nreqs, 1); /* a holds the only room */
+
+    struct performer pb = {.easy = b, .timeout = tmo}, pc = {.easy = c};
+    green_t *gb = green_spawn(perform_main, &pb);
+    green_t *gc = green_spawn(perform_main, &pc);
+    ck_assert_int_eq(green_join(gb, tmo + 2), 0);
+    ck_assert_int_eq(pb.rc, CURLE_OPERATION_TIMEDOUT);
+    ck_assert_msg(pb.elapsed >= tmo - 0.01 && pb.elapsed < tmo + fast, "timed out after %.3f s",
+                  pb.elapsed);
+    double t0 = tu_now();
+    ck_assert_int_eq(green_kill(gc, 2), 0);
+    ck_assert_elapsed(t0, 0, fast);
+    ck_assert_int_eq(pc.rc, CURLE_ABORTED_BY_CALLBACK);
+    ck_assert_int_eq(slow.nreqs, 1); /* neither got to the server */
+
+    struct performer pd = {.easy = d};
+    green_t *gd = green_spawn(perform_main, &pd);
+    green_sleep(0.05);
+    ck_assert_int_eq(slow.nreqs, 1); /* d waits too */
+    ck_assert_int_eq(green_curl_limit(2), 1);
+    ck_assert_int_eq(green_join(gd, 5), 0); /* let in while a still runs */
+    ck_assert_int_eq(pd.rc, CURLE_OK);
+    ck_assert_int_eq(bd.len, 8);
+    ck_assert_int_eq(green_kill(ga, 2), 0);
+    ck_assert_int_eq(pa.rc, CURLE_ABORTED_BY_CALLBACK);
+    ck_assert_uint_eq(bb.len + bc.len, 0);
+
+    green_t *gs[] = {ga, gb, gc, gd};
+    for (int i = 0; i < 4; i++)
+        green_release(gs[i]);
+    assert_reusable(b, &bb);
+    assert_reusable(c, &bc);
+    CURL *es[] = {a, b, c, d};
+    struct buf *bs[] = {&ba, &bb, &bc, &bd};
+    for (int i = 0; i < 4; i++) {
+        curl_easy_cleanup(es[i]);
+        free(bs[i]->data);
+    }
+    ck_assert_int_eq(green_curl_limit(0), 2);
+    tserver_stop(&slow);
+    assert_all_done();
+}
+END_TEST
+
 int main(void)
 {
     char tmpl[] = "/tmp/green-curl-XXXXXX";
@@ -1224,6 +1371,9 @@ int main(void)
     tcase_add_test(tc, curl_perform_from_hub);
     tcase_add_test(tc, curl_same_handle_twice);
     tcase_add_test(tc, curl_threads);
+    tcase_add_test(tc, curl_limit_misuse);
+    tcase_add_test(tc, curl_limit_caps_transfers);
+    tcase_add_test(tc, curl_limit_wait_is_interruptible);
     suite_add_tcase(s, tc);
     int rc = tu_run(s);
 

@@ -24,6 +24,13 @@
 # median of the ratios within each round, which a slow drift of the load
 # between rounds does not bias.
 #
+# Each round also runs the raw loop and libgreen with only CEIL_CONC (32)
+# transfers at once, and libgreen's 500 greenlets under
+# green_curl_limit(CEIL_CONC), for a second table without targets: what
+# libcurl itself allows against the pool. libcurl 7.88 walks its connection
+# cache per transfer, so its CPU per GET grows with the connections open to
+# one host, and the floor's own ratio to the pool bounds libgreen's.
+#
 # Environment: CURL_N (GETs per run, default 20000), CURL_ROUNDS (default 5),
 # CURL_RUNS (runs per invocation, default 1), plus lib.sh's BENCH_CPU,
 # BENCH_TIMEOUT, BENCH_STRICT.
@@ -35,6 +42,7 @@ O=$BENCH_OUT
 S=$BENCH_SRC/curl
 N=${CURL_N:-20000}
 CONC=500
+CEIL_CONC=32
 THREADS=16
 RUNS=${CURL_RUNS:-1}
 ROUNDS=${CURL_ROUNDS:-5}
@@ -222,6 +230,13 @@ else
         round_pair curl_green_rps curl_threads_rps
         round_pair curl_green_rps@cpu curl_raw_rps@cpu
         round_pair curl_green_rps@cpu curl_threads_rps@cpu
+        bench_run rawmulti "$O/curl_raw_multi" "$URL" "$N" $CEIL_CONC "$RUNS" raw$CEIL_CONC
+        bench_run libgreen "$O/curl_green_get" "$URL" "$N" $CEIL_CONC "$RUNS" green$CEIL_CONC
+        bench_run libgreen "$O/curl_green_get" "$URL" "$N" $CONC "$RUNS" limit$CEIL_CONC $CEIL_CONC
+        round_pair curl_raw_rps curl_threads_rps
+        round_pair curl_raw${CEIL_CONC}_rps curl_threads_rps
+        round_pair curl_green${CEIL_CONC}_rps curl_threads_rps
+        round_pair curl_limit${CEIL_CONC}_rps curl_threads_rps
         r=$((r + 1))
     done
     if bench_peer_ok gevent; then
@@ -294,5 +309,25 @@ curl_row "GETs/s, 500 greenlets" curl_green_rps "gevent + requests, 500 greenlet
 bench_row "client CPU µs per GET" curl_green_cpu_us "raw multi loop" rawmulti curl_raw_cpu_us
 bench_row "client CPU µs per GET" curl_green_cpu_us "16 threads x curl_easy_perform" threads curl_threads_cpu_us
 bench_row "client CPU µs per GET" curl_green_cpu_us "gevent + requests" gevent curl_gevent_cpu_us
+
+# The second table: each client against the pool, no target.
+ceiling_row() { # LABEL KEY
+    _v=$(bench_get "curl_$2_rps")
+    _c=$(bench_get "curl_$2_cpu_us")
+    _p=$(bench_get "curl_threads_rps")
+    _rat=$(bench_get "pair:curl_$2_rps/curl_threads_rps")
+    echo "| $1 | $(bench_fmt "$_v") | $(bench_fmt "$_c") | $(bench_fmt "$_p") | $(bench_ratio "$_rat" 1) |"
+}
+bench_section "2. What libcurl allows: each client against the 16-thread pool, by transfers at once (no target)"
+echo "| client | GETs/s | client CPU µs per GET | pool GETs/s | client/pool |"
+echo "|---|---|---|---|---|"
+ceiling_row "raw multi loop, $CONC handles (the floor of table 1)" raw
+ceiling_row "libgreen, $CONC greenlets" green
+ceiling_row "raw multi loop, $CEIL_CONC handles" raw$CEIL_CONC
+ceiling_row "libgreen, $CEIL_CONC greenlets" green$CEIL_CONC
+ceiling_row "libgreen, $CONC greenlets, green_curl_limit($CEIL_CONC)" limit$CEIL_CONC
+_best=$(for _k in raw raw$CEIL_CONC; do bench_get "pair:curl_${_k}_rps/curl_threads_rps"; done | sort -g | tail -1)
+echo
+echo "The raw loop's best ratio to the pool here: $(bench_ratio "$_best" 1) (table 1 asks libgreen for 1.5)."
 
 bench_finish

@@ -13,9 +13,11 @@
  * client's threads spent runnable but waiting for a CPU (schedstat): for a
  * one-thread client, the wall time that other processes on its CPU took
  * from it (as opposed to waiting for the network); summed over the pool's
- * threads, it also counts their waits behind one another.
+ * threads, it also counts their waits behind one another. KEY, when given,
+ * replaces the client's own key (a second configuration of one client in
+ * the same suite).
  *
- *   <name> URL [N] [CONC] [RUNS]
+ *   <name> URL [N] [CONC] [RUNS] [KEY]
  */
 #ifndef CURL_BENCH_CLIENT_H
 #define CURL_BENCH_CLIENT_H
@@ -80,7 +82,7 @@ static inline int curl_client_main(int argc, char **argv, const char *name, cons
                                    void (*run)(CURL **es, long conc, long n))
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s URL [N] [CONC] [RUNS]\n", name);
+        fprintf(stderr, "usage: %s URL [N] [CONC] [RUNS] [KEY]\n", name);
         return 2;
     }
     const char *url = argv[1];
@@ -89,6 +91,8 @@ static inline int curl_client_main(int argc, char **argv, const char *name, cons
     int runs = (int)bench_arg(argc, argv, 4, 5);
     if (runs > 64)
         runs = 64;
+    if (argc > 5)
+        key = argv[5];
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURL **es = calloc((size_t)conc, sizeof *es);
     for (long i = 0; i < conc; i++) {

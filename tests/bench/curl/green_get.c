@@ -3,9 +3,11 @@
  * green_curl_perform in a loop until N transfers have finished (the hub's
  * one multi handle keeps the connections alive between them).
  *
- *   green_get URL [N] [CONC] [RUNS]
+ *   green_get URL [N] [CONC] [RUNS] [KEY] [LIMIT]
  *
- * Runs and results as client.h says, under the key "green".
+ * Runs and results as client.h says, under the key "green" (or KEY). LIMIT
+ * > 0: green_curl_limit(LIMIT) first, so that at most LIMIT of the CONC
+ * transfers are in the multi handle at once.
  */
 #include "client.h"
 #include "green_curl.h"
@@ -36,5 +38,9 @@ static void run(CURL **es, long conc, long n)
 
 int main(int argc, char **argv)
 {
+    if (argc > 6 && atol(argv[6]) > 0 && green_curl_limit(atol(argv[6])) < 0) {
+        perror("green_curl_limit");
+        return 1;
+    }
     return curl_client_main(argc, argv, "green_get", "green", "greenlets", 500, run);
 }
