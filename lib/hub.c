@@ -67,7 +67,7 @@ void green_yield(void)
         /* The pass is over: behind the others, after the hub has polled. */
         green__make_ready(h, self);
         green__note_depth(self);
-        green__switch_to(h, self, &h->hubg);
+        green__switch_to_tail(h, self, &h->hubg);
         return;
     } else {
         h->pass_left--;
@@ -79,7 +79,7 @@ void green_yield(void)
     h->rq_tail->rq_next = self;
     h->rq_tail = self;
     h->rq_head = next->rq_next;
-    green__switch_to(h, self, next);
+    green__switch_to_tail(h, self, next);
 }
 
 void green__schedule(struct green_hub *h)

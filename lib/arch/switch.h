@@ -110,6 +110,34 @@ static inline void green__ctx_switch(green__ctx_t *from, green__ctx_t *to)
 #endif
 
 /*
+ * green__ctx_switch as the last statement of a function (green_yield's).
+ * In tail position the compiler makes the call a jmp (a sibling call), so
+ * the frame the switch saves returns straight to that function's caller,
+ * and the switch resumes the other context with a ret, which pops the
+ * return-stack buffer entry the caller's call pushed: the buffer stays
+ * balanced, and the ret is predicted right whenever both contexts
+ * suspended at the same place (two greenlets yielding in a loop). It saves
+ * the jmp and the ret a resume through green__ctx_switch takes (6.65 ->
+ * 6.34 ns per green_yield, core_green yield, A/B on one CPU). Without the
+ * sibling call (-O0, -O1) it is an ordinary call, which is as correct and
+ * as balanced.
+ */
+#if defined(__x86_64__) && !defined(GREEN_SWITCH_UCONTEXT)
+#define GREEN__CTX_SWITCH_TAIL 1
+void green__switch_tail_asm(void **from_sp, void *to_sp);
+static inline __attribute__((always_inline)) void green__ctx_switch_tail(green__ctx_t *from,
+                                                                        green__ctx_t *to)
+{
+    green__switch_tail_asm(&from->sp, to->sp);
+}
+#else
+static inline void green__ctx_switch_tail(green__ctx_t *from, green__ctx_t *to)
+{
+    green__ctx_switch(from, to);
+}
+#endif
+
+/*
  * Resumes *to for good: the running context has ended and is never resumed.
  * scratch is where an implementation without a one-way jump saves it.
  */

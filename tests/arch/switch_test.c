@@ -227,14 +227,25 @@ static green__ctx_t main_ctx;
 /* Architecture helpers: callee-saved registers, FP control and flags. */
 
 /*
- * regs_switch(from_sp, to_sp, in, out) loads in[] into every callee-saved
- * register, calls green__switch_asm(from_sp, to_sp), and when the switch
- * returns stores those registers into out[] before restoring the caller's.
- * Both sides of a switch use it with different patterns, so each switch
- * leaves the registers full of the other side's values and the switch back
- * must restore them.
+ * regs_switch(from_sp, to_sp, in, out, sw) loads in[] into every
+ * callee-saved register, calls sw(from_sp, to_sp) (green__switch_asm or, on
+ * x86-64, green__switch_tail_asm), and when the switch returns stores those
+ * registers into out[] before restoring the caller's. Both sides of a
+ * switch use it with different patterns, so each switch leaves the
+ * registers full of the other side's values and the switch back must
+ * restore them.
  */
-void regs_switch(void **from_sp, void *to_sp, const uint64_t *in, uint64_t *out);
+typedef void switch_fn(void **from_sp, void *to_sp);
+void regs_switch(void **from_sp, void *to_sp, const uint64_t *in, uint64_t *out, switch_fn *sw);
+
+/* The switch's entry points: the x86-64 one has a second, which resumes
+ * the other side with a ret (green__ctx_switch_tail in switch.h). The tests
+ * alternate them, so that each resumes contexts the other suspended. */
+#if defined(__x86_64__)
+static switch_fn *const switch_entries[2] = {green__switch_asm, green__switch_tail_asm};
+#else
+static switch_fn *const switch_entries[2] = {green__switch_asm, green__switch_asm};
+#endif
 
 /* align_probe_entry records sp on entry to a context's entry function, then
  * tail-jumps to align_entry (C), which is the function really called. */
@@ -269,7 +280,7 @@ __asm__(".text\n"
         "    movq 24(%rdx), %r13\n"
         "    movq 32(%rdx), %r14\n"
         "    movq 40(%rdx), %r15\n"
-        "    call green__switch_asm\n"
+        "    call *%r8\n"
         "    popq %rcx\n"
         "    movq %rbx, 0(%rcx)\n"
         "    movq %rbp, 8(%rcx)\n"
@@ -388,7 +399,7 @@ __asm__(".text\n"
         "    ldp d10, d11, [x2, #104]\n"
         "    ldp d12, d13, [x2, #120]\n"
         "    ldp d14, d15, [x2, #136]\n"
-        "    bl green__switch_asm\n"
+        "    blr x4\n"
         "    ldr x3, [sp, #160]\n"
         "    stp x19, x20, [x3, #0]\n"
         "    stp x21, x22, [x3, #16]\n"
@@ -584,7 +595,8 @@ static void regs_entry(void *arg)
     for (uint64_t round = 0;; round++) {
         regs_fill(regs_in_ctx, 2, round);
         memset(regs_out_ctx, 0, sizeof regs_out_ctx);
-        regs_switch(&regs_ctx.sp, main_ctx.sp, regs_in_ctx, regs_out_ctx);
+        regs_switch(&regs_ctx.sp, main_ctx.sp, regs_in_ctx, regs_out_ctx,
+                    switch_entries[(round >> 1) & 1]);
         regs_ctx_bad += regs_compare(regs_in_ctx, regs_out_ctx, "context", round);
     }
 }
@@ -599,7 +611,7 @@ static void test_callee_saved(void)
     for (uint64_t round = 0; round < REGS_ROUNDS; round++) {
         regs_fill(regs_in_main, 1, round);
         memset(regs_out_main, 0, sizeof regs_out_main);
-        regs_switch(&main_ctx.sp, regs_ctx.sp, regs_in_main, regs_out_main);
+        regs_switch(&main_ctx.sp, regs_ctx.sp, regs_in_main, regs_out_main, switch_entries[round & 1]);
         main_bad += regs_compare(regs_in_main, regs_out_main, "main", round);
     }
     CHECK(main_bad == 0, "%d registers lost on main's side", main_bad);
@@ -762,7 +774,10 @@ static void fp_entry(void *arg)
     for (uint64_t round = 0;; round++) {
         fp_ctx_bad += fp_check(fp_pair->ctx_ctl, "context", round);
         fp_ctx_rounds++;
-        green__ctx_switch(&fp_ctx, &main_ctx);
+        if ((round >> 1) & 1)
+            green__ctx_switch_tail(&fp_ctx, &main_ctx);
+        else
+            green__ctx_switch(&fp_ctx, &main_ctx);
     }
 }
 
@@ -789,7 +804,10 @@ static void test_fp_control(void)
         /* Main sets its controls once and the context once: both must
          * still hold after every switch. */
         for (uint64_t round = 0; round < FP_ROUNDS; round++) {
-            green__ctx_switch(&main_ctx, &fp_ctx);
+            if (round & 1)
+                green__ctx_switch_tail(&main_ctx, &fp_ctx);
+            else
+                green__ctx_switch(&main_ctx, &fp_ctx);
             main_bad += fp_check(fp_pair->main_ctl, "main", round);
         }
         fp_control_set(saved);
@@ -1149,7 +1167,7 @@ static void test_deep_recursion(void)
     while (!deep_done && switches < 2 * DEEP_DEPTH) {
         uint64_t in[NREGS], out[NREGS];
         regs_fill(in, 3, (uint64_t)switches);
-        regs_switch(&main_ctx.sp, deep_ctx.sp, in, out);
+        regs_switch(&main_ctx.sp, deep_ctx.sp, in, out, green__switch_asm);
         main_bad += regs_compare(in, out, "main", (uint64_t)switches);
         switches++;
     }
