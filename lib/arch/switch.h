@@ -117,8 +117,8 @@ static inline void green__ctx_switch(green__ctx_t *from, green__ctx_t *to)
  * return-stack buffer entry the caller's call pushed: the buffer stays
  * balanced, and the ret is predicted right whenever both contexts
  * suspended at the same place (two greenlets yielding in a loop). It saves
- * the jmp and the ret a resume through green__ctx_switch takes (6.65 ->
- * 6.34 ns per green_yield, core_green yield, A/B on one CPU). Without the
+ * the jmp and the ret a resume through green__ctx_switch takes (6.43 ->
+ * 6.22 ns per green_yield, core_green yield, A/B on one CPU). Without the
  * sibling call (-O0, -O1) it is an ordinary call, which is as correct and
  * as balanced.
  */
