@@ -455,6 +455,20 @@ static void *perform_main(void *arg)
     return NULL;
 }
 
+/* Spawns n performers, the i-th GETting /slow/<ms>/<i> from port. */
+static void spawn_slow_gets(int port, int ms, int n, CURL **es, struct buf *bs,
+                            struct performer *ps, green_t **gs)
+{
+    char url[128];
+    for (int i = 0; i < n; i++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/%d/%d", port, ms, i);
+        bs[i] = (struct buf){0};
+        es[i] = easy_new(url, &bs[i]);
+        ps[i] = (struct performer){.easy = es[i]};
+        gs[i] = green_spawn(perform_main, &ps[i]);
+    }
+}
+
 static void *easy_perform_job(void *arg)
 {
     return (void *)(intptr_t)curl_easy_perform(arg);
@@ -682,15 +696,8 @@ START_TEST(curl_transfers_overlap)
     struct buf bs[N];
     struct performer ps[N];
     green_t *gs[N];
-    char url[128];
     double t0 = tu_now();
-    for (int i = 0; i < N; i++) {
-        snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/%d/%d", slow.port, ms, i);
-        bs[i] = (struct buf){0};
-        es[i] = easy_new(url, &bs[i]);
-        ps[i] = (struct performer){.easy = es[i]};
-        gs[i] = green_spawn(perform_main, &ps[i]);
-    }
+    spawn_slow_gets(slow.port, ms, N, es, bs, ps, gs);
     ck_assert_int_eq(green_joinall(gs, N, 10), 0);
     double elapsed = tu_now() - t0;
     tk.stop = true;
@@ -1235,15 +1242,8 @@ START_TEST(curl_limit_caps_transfers)
     struct buf bs[N];
     struct performer ps[N];
     green_t *gs[N];
-    char url[128];
     double t0 = tu_now();
-    for (int i = 0; i < N; i++) {
-        snprintf(url, sizeof url, "http://127.0.0.1:%d/slow/%d/%d", slow.port, ms, i);
-        bs[i] = (struct buf){0};
-        es[i] = easy_new(url, &bs[i]);
-        ps[i] = (struct performer){.easy = es[i]};
-        gs[i] = green_spawn(perform_main, &ps[i]);
-    }
+    spawn_slow_gets(slow.port, ms, N, es, bs, ps, gs);
     ck_assert_int_eq(green_joinall(gs, N, 30), 0);
     double elapsed = tu_now() - t0;
     for (int i = 0; i < N; i++) {

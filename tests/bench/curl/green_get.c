@@ -38,7 +38,8 @@ static void run(CURL **es, long conc, long n)
 
 int main(int argc, char **argv)
 {
-    if (argc > 6 && atol(argv[6]) > 0 && green_curl_limit(atol(argv[6])) < 0) {
+    long limit = argc > 6 ? atol(argv[6]) : 0;
+    if (limit > 0 && green_curl_limit(limit) < 0) {
         perror("green_curl_limit");
         return 1;
     }
